@@ -1,0 +1,26 @@
+-- Inputs shared by every rule file (run by claimaudit.rules.runner before the rules).
+--   audit_lines  : this run's claim lines, with line_ref ('claim:line') and line_amount
+--                  (allowed amount if known, else charge) for dollars at risk
+--   dos_versions : for each date of service, the PTP and MUE reference version in force (NULL = none)
+-- getvariable('run_id') is set by the runner.
+
+CREATE OR REPLACE TEMP TABLE audit_lines AS
+SELECT l.*,
+       l.claim_id || ':' || l.line_number AS line_ref,
+       coalesce(l.allowed_amount, l.charge_amount) AS line_amount
+FROM claim_lines l
+WHERE l.run_id = getvariable('run_id');
+
+CREATE OR REPLACE TEMP TABLE dos_versions AS
+WITH days AS (SELECT DISTINCT date_of_service FROM audit_lines)
+SELECT d.date_of_service,
+       -- PTP: the release with the earliest quarter end on or after the DOS (starter: open-ended)
+       (SELECT arg_min(v.version, coalesce(v.coverage_end, DATE '9999-12-31'))
+          FROM ref_versions v
+         WHERE v.kind = 'ptp' AND coalesce(v.coverage_end, DATE '9999-12-31') >= d.date_of_service) AS ptp_version,
+       -- MUE: the file whose effective period contains the DOS
+       (SELECT arg_max(v.version, v.coverage_start)
+          FROM ref_versions v
+         WHERE v.kind = 'mue' AND v.coverage_start <= d.date_of_service
+           AND coalesce(v.coverage_end, DATE '9999-12-31') >= d.date_of_service) AS mue_version
+FROM days d;

@@ -1,0 +1,14 @@
+"""claimaudit: batch audit of professional claim lines before the payer sees them."""
+
+__version__ = "0.1.0"
+
+from claimaudit.errors import ClaimAuditError, InputError, ReferenceDataError  # noqa: E402
+
+__all__ = ["__version__", "ClaimAuditError", "InputError", "ReferenceDataError", "audit"]
+
+
+def audit(*args, **kwargs):
+    """Run an audit without Prefect; see :func:`claimaudit.pipeline.run_audit`."""
+    from claimaudit.pipeline import run_audit
+
+    return run_audit(*args, **kwargs)

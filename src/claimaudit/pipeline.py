@@ -1,0 +1,246 @@
+"""The audit, as plain steps: start -> ingest -> reference check -> rules -> outputs.
+
+Each step takes the warehouse path and the run id (never data frames), opens its own connection
+and returns a small dict of counts, so the Prefect flow in flows/audit_flow.py can run the same
+steps as tasks without claim data passing through Prefect. ``run_audit`` chains them without Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from claimaudit import __version__
+from claimaudit.errors import ClaimAuditError, InputError
+from claimaudit.ingest.mapping import load_mapping
+from claimaudit.ingest.normalize import normalize, rejects_as_quarantine, split
+from claimaudit.ingest.readers import read_raw
+from claimaudit.refdata.store import ensure_reference
+from claimaudit.rules.profiles import load_profiles
+from claimaudit.rules.runner import prepare, run_rules
+from claimaudit.warehouse import connect
+
+DEFAULT_PROFILE = "medicare"
+DEFAULT_OUT = Path("audit-out")
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout (recorded with every run)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, timeout=5)
+        if sha.returncode == 0:
+            return f"{__version__}+g{sha.stdout.strip()}{'.dirty' if dirty.stdout.strip() else ''}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def start_run(db: str | Path, *, profile: str = DEFAULT_PROFILE, mapping: str | None = None,
+              out: str | Path | None = None, run_id: str | None = None) -> dict:
+    profiles = load_profiles()
+    if profile not in profiles:
+        raise ClaimAuditError(f"unknown profile {profile!r}; profiles: {', '.join(sorted(profiles))}")
+    load_mapping(mapping)                                   # fail before reading any data
+    run_id = run_id or new_run_id()
+    out_dir = Path(out) if out else DEFAULT_OUT / run_id
+    with connect(db) as con:
+        con.execute("INSERT INTO runs (run_id, started_at, status, profile_default, mapping, code_version, out_dir) "
+                    "VALUES (?, now(), 'running', ?, ?, ?, ?)",
+                    [run_id, profile, mapping or "canonical", code_version(), str(out_dir)])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {"run_id": run_id, "out_dir": str(out_dir)}
+
+
+def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: str | None = None,
+           profile: str = DEFAULT_PROFILE, out_dir: str | Path) -> dict:
+    """Read every input, load good lines into claim_lines, quarantine the rest; read = loaded + quarantined."""
+    if not inputs:
+        raise InputError("no input files given")
+    spec = load_mapping(mapping)
+    known = set(load_profiles())
+    typed, rejects, files = [], [], []
+    raw_columns: list[str] = []
+    for path in inputs:
+        raw = read_raw(path, spec)
+        source = str(path)
+        typed.append(normalize(raw, spec, default_profile=profile, known_profiles=known, source_file=source))
+        rejects.append(rejects_as_quarantine(raw, source))
+        raw_columns += [c for c in raw.frame.columns if c != "__line" and c not in raw_columns]
+        files.append({"source_file": source, "path": str(Path(path).resolve()), "sha256": raw.sha256,
+                      "bytes": raw.bytes, "file_format": raw.file_format,
+                      "rows_read": raw.frame.height + raw.rejects.height})
+    result = split(pl.concat(typed, how="diagonal_relaxed"), raw_columns, [r for r in rejects if r.height])
+    loaded, quarantined = result.loaded, result.quarantined
+    read = sum(f["rows_read"] for f in files)
+    if read != loaded.height + quarantined.height:     # a bug, never a data problem: stop loudly
+        raise ClaimAuditError(f"internal error: read {read} rows but loaded {loaded.height} "
+                              f"+ quarantined {quarantined.height}")
+    per_loaded = dict(loaded.group_by("source_file").len().iter_rows())
+    per_quarantined = dict(quarantined.group_by("source_file").len().iter_rows())
+    for f in files:
+        f["rows_loaded"] = per_loaded.get(f["source_file"], 0)
+        f["rows_quarantined"] = per_quarantined.get(f["source_file"], 0)
+
+    meta = ["reason", "source_file", "source_line"]
+    record_cols = [c for c in quarantined.columns if c not in meta]
+    q_table = quarantined.select(  # noqa: F841 (queried by name below)
+        pl.col("source_file"), pl.col("source_line").cast(pl.Int64), pl.col("reason"),
+        record=pl.struct(record_cols).struct.json_encode() if record_cols else pl.lit(None, pl.String))
+    with connect(db) as con:
+        con.execute("BEGIN")
+        con.execute("DELETE FROM claim_lines WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM quarantine WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM run_inputs WHERE run_id = ?", [run_id])
+        con.execute("INSERT INTO claim_lines BY NAME SELECT ? AS run_id, * FROM loaded", [run_id])
+        con.execute("INSERT INTO quarantine BY NAME SELECT ? AS run_id, * FROM q_table", [run_id])
+        for f in files:
+            con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [run_id, f["source_file"], f["path"], f["sha256"], f["bytes"], f["file_format"],
+                         f["rows_read"], f["rows_loaded"], f["rows_quarantined"]])
+        con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ? WHERE run_id = ?",
+                    [read, loaded.height, quarantined.height, run_id])
+        con.execute("COMMIT")
+    out = Path(out_dir)
+    quarantined.select(*record_cols, *meta).sort("source_file", "source_line").write_csv(out / "quarantine.csv")
+    return {"read": read, "loaded": loaded.height, "quarantined": quarantined.height, "files": files}
+
+
+def check_reference(db: str | Path, run_id: str) -> dict:
+    """Make sure reference data exists (starter set otherwise); record the versions this run uses."""
+    with connect(db) as con:
+        ensure_reference(con)
+        prepare(con, run_id)
+        versions = con.sql("""
+            SELECT v.kind, v.version, v.is_starter, v.parts, v.coverage_start, v.coverage_end,
+                   count(l.claim_id) AS lines
+            FROM ref_versions v
+            LEFT JOIN dos_versions d ON (v.kind = 'ptp' AND d.ptp_version = v.version)
+                                     OR (v.kind = 'mue' AND d.mue_version = v.version)
+            LEFT JOIN audit_lines l USING (date_of_service)
+            GROUP BY ALL ORDER BY v.kind, v.coverage_start""").pl()
+        unchecked = con.execute("""
+            SELECT count(*) FILTER (WHERE d.ptp_version IS NULL), count(*) FILTER (WHERE d.mue_version IS NULL)
+            FROM audit_lines l JOIN dos_versions d USING (date_of_service)""").fetchone()
+        used = [{**r, "coverage_start": str(r["coverage_start"]) if r["coverage_start"] else None,
+                 "coverage_end": str(r["coverage_end"]) if r["coverage_end"] else None}
+                for r in versions.to_dicts()]
+        starter = any(v["is_starter"] and v["lines"] for v in used)
+        con.execute("UPDATE runs SET reference_versions = ?, starter_reference = ? WHERE run_id = ?",
+                    [json.dumps(used), starter, run_id])
+    return {"versions": used, "starter_reference": starter,
+            "unchecked_lines": {"ptp": unchecked[0], "mue": unchecked[1]}}
+
+
+def apply_rules(db: str | Path, run_id: str) -> dict:
+    with connect(db) as con:
+        timings = run_rules(con, run_id)
+        by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+                                   [run_id]).fetchall())
+    return {"timings": timings, "by_rule": by_rule}
+
+
+FINDINGS_ORDER = "claim_id, line_number, rule_id, related_code, reference"
+
+
+def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: dict | None = None,
+                  extra: dict | None = None) -> dict:
+    """findings.csv/.parquet and summary.json in the run folder; the run is marked completed."""
+    out = Path(out_dir)
+    with connect(db) as con:
+        findings = con.sql(f"SELECT * FROM findings WHERE run_id = ? ORDER BY {FINDINGS_ORDER}", params=[run_id]).pl()
+        findings.write_parquet(out / "findings.parquet")
+        findings.with_columns(pl.col("related_lines").list.join(";")).write_csv(out / "findings.csv")
+        run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).pl().to_dicts()[0]
+        inputs = con.sql("SELECT source_file, path, sha256, bytes, file_format, rows_read, rows_loaded, "
+                             "rows_quarantined FROM run_inputs WHERE run_id = ? ORDER BY source_file", params=[run_id]).pl()
+        reasons = con.execute("SELECT reason, count(*) AS rows FROM quarantine WHERE run_id = ? GROUP BY 1 "
+                              "ORDER BY 2 DESC, 1", [run_id]).fetchall()
+        lines = con.execute("SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service)) "
+                            "FROM claim_lines WHERE run_id = ?", [run_id]).fetchone()
+        agg = con.execute("""
+            SELECT count(*) AS total,
+                   coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)::DOUBLE AS dollars,
+                   count(*) FILTER (WHERE severity = 'error'), count(*) FILTER (WHERE severity = 'warning'),
+                   count(*) FILTER (WHERE severity = 'info')
+            FROM findings WHERE run_id = ?""", [run_id]).fetchone()
+        by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+                                   [run_id]).fetchall())
+        reference = json.loads(run["reference_versions"] or "[]")
+        starter = bool(run["starter_reference"])
+        summary = {
+            "run_id": run_id,
+            "started_at": run["started_at"].isoformat(timespec="seconds"),
+            "code_version": run["code_version"],
+            "profile_default": run["profile_default"],
+            "mapping": run["mapping"],
+            "inputs": inputs.to_dicts(),
+            "read": run["rows_read"], "loaded": run["rows_loaded"], "quarantined": run["rows_quarantined"],
+            "reconciled": run["rows_read"] == run["rows_loaded"] + run["rows_quarantined"],
+            "quarantine_reasons": dict(reasons),
+            "visits": lines[1],
+            "reference": {
+                "versions": reference,
+                "starter_set_used": starter,
+                "note": ("The bundled STARTER reference set was used: it is NOT the CMS NCCI PTP/MUE tables. "
+                         "Load the current CMS files with `claimaudit refdata import`.") if starter else
+                        "CMS reference files as loaded with `claimaudit refdata import`.",
+            },
+            "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
+            "amount_at_risk": round(agg[1], 2),
+            "timings": timings or {},
+            "outputs": sorted(p.name for p in out.iterdir() if p.is_file()) + ["summary.json"],
+            **(extra or {}),
+        }
+        con.execute("UPDATE runs SET status = 'completed', finished_at = now(), findings = ?, timings = ? "
+                    "WHERE run_id = ?", [agg[0], json.dumps(timings or {}), run_id])
+    summary["outputs"] = sorted(set(summary["outputs"]))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return summary
+
+
+def fail_run(db: str | Path, run_id: str, reason: str) -> None:
+    try:
+        with connect(db) as con:
+            con.execute("UPDATE runs SET status = 'failed', finished_at = now(), timings = ? WHERE run_id = ?",
+                        [json.dumps({"error": reason}), run_id])
+    except ClaimAuditError:
+        pass
+
+
+def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
+              profile: str = DEFAULT_PROFILE, out: str | Path | None = None) -> dict:
+    """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    run = start_run(db, profile=profile, mapping=mapping, out=out)
+    run_id, out_dir = run["run_id"], run["out_dir"]
+    try:
+        t = time.perf_counter()
+        counts = ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
+        timings["ingest"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        ref = check_reference(db, run_id)
+        timings["reference"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        rules = apply_rules(db, run_id)
+        timings["rules"] = round(time.perf_counter() - t, 3)
+        timings["rule_files"] = rules["timings"]
+        timings["total"] = round(time.perf_counter() - started, 3)
+        return write_outputs(db, run_id, out_dir, timings=timings,
+                             extra={"unchecked_lines": ref["unchecked_lines"]})
+    except ClaimAuditError as exc:
+        fail_run(db, run_id, str(exc))
+        raise

@@ -1,0 +1,241 @@
+"""Parsers for CMS NCCI reference files in the layouts CMS publishes them.
+
+* Practitioner PTP part files ``ccipra-v###r#-f#`` (tab-delimited ``.txt`` or ``.xlsx``): a copyright
+  preamble, then a header whose cells are wrapped over several lines ("Column 1", "Column 2",
+  "*=in existence / prior to 1996", ...). Deletion date ``*`` means "not deleted".
+* Practitioner MUE files ``MCR_MUE_PractitionerServices_Eff_MM-DD-YYYY`` (``.csv`` or ``.xlsx``): a
+  quoted multi-line copyright record, a header whose first cell is quoted across two lines, and MAI
+  cells like ``2 Date of Service Edit: Policy``.
+
+Both are Latin-1 with CRLF line ends. Parsing works on whole columns (Polars), never row by row.
+Rows that do not parse are returned as bad rows with their physical line number and a reason;
+every other row is kept, including several rows of the same pair over time.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import polars as pl
+
+from claimaudit.errors import ReferenceDataError
+
+PTP_NAME = re.compile(r"ccipra[-_]?v(?P<major>\d{2})(?P<minor>\d)r(?P<rev>\d+)[-_]f(?P<part>\d+)", re.I)
+PTP_OTHER_SETTING = re.compile(r"cci(?:oph|ohs|o)[a-z]*[-_]?v\d{3}", re.I)
+MUE_NAME = re.compile(r"MCR_MUE_(?P<setting>[A-Za-z]+?)(?:Services)?_Eff_(?P<m>\d{2})-(?P<d>\d{2})-(?P<y>\d{4})", re.I)
+
+PTP_FIELDS = ["column_1", "column_2", "prior_1996", "effective_date", "deletion_date",
+              "modifier_indicator", "rationale"]
+MUE_FIELDS = ["procedure_code", "mue_value", "mue_adjudication_text", "rationale"]
+
+CODE_RE = r"^[0-9A-Z]{5}$"
+
+
+@dataclass
+class ParsedReference:
+    kind: str                      # "ptp" | "mue"
+    version: str                   # "v322r0" | "2026-07-01"
+    part: str | None               # "f1".. for PTP
+    coverage_start: date | None
+    coverage_end: date | None
+    rows: pl.DataFrame             # PTP_FIELDS / MUE_FIELDS typed, plus source_line
+    bad_rows: list[dict] = field(default_factory=list)   # [{"line": n, "reason": "..."}]
+
+
+def ptp_version_from_name(name: str) -> tuple[str, str, date, date] | None:
+    """``ccipra-v322r0-f1`` -> ("v322r0", "f1", 2026-07-01, 2026-09-30).
+
+    NCCI version NN.Q is the release for calendar year 1994 + NN, quarter Q + 1 (v31.0 = January 2025).
+    """
+    m = PTP_NAME.search(name)
+    if not m:
+        return None
+    year, quarter = 1994 + int(m["major"]), int(m["minor"]) + 1
+    if not 1 <= quarter <= 4:
+        return None
+    start = date(year, 3 * quarter - 2, 1)
+    end = (date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)) - timedelta(days=1)
+    return f"v{m['major']}{m['minor']}r{m['rev']}", f"f{m['part']}", start, end
+
+
+def mue_version_from_name(name: str) -> tuple[str, str, date] | None:
+    m = MUE_NAME.search(name)
+    if not m:
+        return None
+    try:
+        eff = date(int(m["y"]), int(m["m"]), int(m["d"]))
+    except ValueError:
+        return None
+    return eff.isoformat(), m["setting"].lower(), eff
+
+
+def decode(data: bytes) -> str:
+    """CMS files are Latin-1 (cp1252 in practice); a UTF-8 BOM is dropped. CRLF becomes LF."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _norm(cell: str | None) -> str:
+    return re.sub(r"\s+", " ", cell or "").strip().lower()
+
+
+def _cells_to_frame(cells: list[list[str]], width: int) -> pl.DataFrame:
+    return pl.DataFrame({f"c{i}": [row[i] if i < len(row) else None for row in cells] for i in range(width)})
+
+
+# ---------------------------------------------------------------- PTP
+
+def _ptp_header_end(first_cells: pl.DataFrame) -> int:
+    """Index of the first data row: after the 'Column 1 | Column 2' header and its wrapped lines."""
+    c0 = first_cells["c0"].map_elements(_norm, return_dtype=pl.String).to_list()
+    c1 = first_cells["c1"].map_elements(_norm, return_dtype=pl.String).to_list()
+    for i, (a, b) in enumerate(zip(c0, c1)):
+        if a.replace(" ", "") == "column1" and b.replace(" ", "") == "column2":
+            j = i + 1
+            while j < len(c0) and c0[j] == "" and c1[j] == "":   # wrapped header lines
+                j += 1
+            return j
+    raise ReferenceDataError("no 'Column 1 / Column 2' header found in the first lines: not a CMS PTP file")
+
+
+def _parse_ptp_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
+    """``lines`` has columns line (1-based physical line), c0..c6 (strings), n_fields, truncated."""
+    s = lambda c: pl.col(c).str.strip_chars()  # noqa: E731
+    typed = lines.with_columns(
+        column_1=s("c0").str.to_uppercase(),
+        column_2=s("c1").str.to_uppercase(),
+        prior_1996=s("c2") == "*",
+        effective_date=s("c3").str.strptime(pl.Date, "%Y%m%d", strict=False),
+        deletion_raw=s("c4"),
+        deletion_date=s("c4").str.strptime(pl.Date, "%Y%m%d", strict=False),
+        modifier_indicator=s("c5").cast(pl.Int8, strict=False),
+        rationale=s("c6"),
+    )
+    reason = (
+        pl.when(pl.col("truncated")).then(pl.lit("truncated_row: the file ends mid-line"))
+        .when(pl.col("n_fields") < 6).then(pl.format("too_few_fields: {} of 7", pl.col("n_fields")))
+        .when(~pl.col("column_1").str.contains(CODE_RE).fill_null(False)).then(pl.lit("bad_code:column_1"))
+        .when(~pl.col("column_2").str.contains(CODE_RE).fill_null(False)).then(pl.lit("bad_code:column_2"))
+        .when(pl.col("effective_date").is_null()).then(pl.lit("bad_date:effective_date"))
+        .when(pl.col("deletion_date").is_null() & (pl.col("deletion_raw") != "*")).then(pl.lit("bad_date:deletion_date"))
+        .when(~pl.col("modifier_indicator").is_in([0, 1, 9]).fill_null(False)).then(pl.lit("bad_modifier_indicator"))
+    )
+    typed = typed.with_columns(reason=reason)
+    bad = typed.filter(pl.col("reason").is_not_null()).select("line", "reason")
+    good = typed.filter(pl.col("reason").is_null()).select(
+        *PTP_FIELDS[:5], pl.col("modifier_indicator"), "rationale", source_line=pl.col("line"))
+    return good, bad.rename({"line": "line"}).to_dicts()
+
+
+def parse_ptp_text(text: str) -> tuple[pl.DataFrame, list[dict]]:
+    """Parse the tab-delimited practitioner PTP text (already decoded)."""
+    ends_cleanly = text.endswith("\n")
+    raw = pl.DataFrame({"raw": text.split("\n")}).with_row_index("line", offset=1)
+    if ends_cleanly:
+        raw = raw.head(raw.height - 1)                      # the empty string after the last newline
+    raw = raw.with_columns(fields=pl.col("raw").str.split("\t"))
+    raw = raw.with_columns(n_fields=pl.col("fields").list.len(),
+                           truncated=(pl.col("line") == raw.height) & (not ends_cleanly))
+    cols = raw.with_columns([pl.col("fields").list.get(i, null_on_oob=True).alias(f"c{i}") for i in range(7)])
+    header_end = _ptp_header_end(cols.head(50))
+    body = cols.slice(header_end).filter(pl.col("raw").str.strip_chars() != "")
+    return _parse_ptp_lines(body)
+
+
+def parse_ptp_grid(grid: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
+    """Parse a PTP sheet read as strings (xlsx); row numbers are the sheet's 1-based rows."""
+    width = grid.width
+    grid = grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
+    for i in range(width, 7):
+        grid = grid.with_columns(pl.lit(None, pl.String).alias(f"c{i}"))
+    grid = grid.with_row_index("line", offset=1).with_columns(
+        n_fields=pl.sum_horizontal([pl.col(f"c{i}").is_not_null().cast(pl.Int32) for i in range(6)]).clip(6, 7)
+        .cast(pl.UInt32), truncated=pl.lit(False))
+    header_end = _ptp_header_end(grid.head(50).fill_null(""))
+    body = grid.slice(header_end).filter(~pl.all_horizontal(pl.col(f"c{i}").is_null() for i in range(7)))
+    return _parse_ptp_lines(body)
+
+
+# ---------------------------------------------------------------- MUE
+
+def _mue_header_index(c0: list[str], c1: list[str]) -> int:
+    for i, (a, b) in enumerate(zip(c0, c1)):
+        a, b = _norm(a).replace(" ", ""), _norm(b)
+        if "hcpcs" in a and "cptcode" in a and "mue" in b:
+            return i
+    raise ReferenceDataError("no 'HCPCS/CPT Code | ... MUE Values' header found: not a CMS MUE file")
+
+
+def _parse_mue_records(rec: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
+    """``rec`` has columns line, c0..c3 (strings), n_fields."""
+    typed = rec.with_columns(
+        procedure_code=pl.col("c0").str.strip_chars().str.to_uppercase(),
+        mue_value=pl.col("c1").str.strip_chars().cast(pl.Int32, strict=False),
+        mue_adjudication_text=pl.col("c2").str.strip_chars(),
+        mue_adjudication_indicator=pl.col("c2").str.strip_chars().str.extract(r"^([123])\b", 1).cast(pl.Int8),
+        rationale=pl.col("c3").str.strip_chars(),
+    )
+    reason = (
+        pl.when(pl.col("n_fields") < 3).then(pl.format("too_few_fields: {} of 4", pl.col("n_fields")))
+        .when(~pl.col("procedure_code").str.contains(CODE_RE).fill_null(False)).then(pl.lit("bad_code:procedure_code"))
+        .when(pl.col("mue_value").is_null() | (pl.col("mue_value") < 0)).then(pl.lit("bad_value:mue_value"))
+        .when(pl.col("mue_adjudication_indicator").is_null()).then(pl.lit("bad_value:mue_adjudication_indicator"))
+    )
+    typed = typed.with_columns(reason=reason)
+    bad = typed.filter(pl.col("reason").is_not_null()).select("line", "reason").to_dicts()
+    good = typed.filter(pl.col("reason").is_null()).select(
+        "procedure_code", "mue_value", "mue_adjudication_indicator", "mue_adjudication_text", "rationale",
+        source_line=pl.col("line"))
+    return good, bad
+
+
+def parse_mue_text(text: str) -> tuple[pl.DataFrame, list[dict]]:
+    """Parse the MUE CSV (already decoded, LF line ends); quoted cells may span lines."""
+    try:
+        frame = pl.read_csv(io.StringIO(text), has_header=False, infer_schema=False, quote_char='"',
+                            truncate_ragged_lines=True, new_columns=["c0", "c1", "c2", "c3"])
+    except pl.exceptions.PolarsError as exc:
+        raise ReferenceDataError(f"not a readable CSV: {str(exc).splitlines()[0]}") from None
+    if frame.width < 4:
+        frame = frame.with_columns([pl.lit(None, pl.String).alias(f"c{i}") for i in range(frame.width, 4)])
+    frame = frame.select("c0", "c1", "c2", "c3")
+    # physical line of each record = 1 + lines used by the records before it (quoted newlines count)
+    newlines = pl.sum_horizontal(pl.col(c).fill_null("").str.count_matches("\n") for c in frame.columns)
+    frame = frame.with_columns(span=newlines + 1)
+    frame = frame.with_columns(line=(pl.col("span").cum_sum() - pl.col("span") + 1).cast(pl.UInt32),
+                               n_fields=pl.sum_horizontal(pl.col(f"c{i}").is_not_null().cast(pl.Int32) for i in range(4)))
+    head = frame.head(50)
+    idx = _mue_header_index(head["c0"].to_list(), head["c1"].to_list())
+    body = frame.slice(idx + 1).filter(~pl.all_horizontal(pl.col(f"c{i}").fill_null("").str.strip_chars() == ""
+                                                          for i in range(4)))
+    return _parse_mue_records(body)
+
+
+def parse_mue_grid(grid: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
+    grid = grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
+    for i in range(grid.width, 4):
+        grid = grid.with_columns(pl.lit(None, pl.String).alias(f"c{i}"))
+    grid = grid.select("c0", "c1", "c2", "c3").with_row_index("line", offset=1).with_columns(
+        n_fields=pl.sum_horizontal(pl.col(f"c{i}").is_not_null().cast(pl.Int32) for i in range(4)))
+    head = grid.head(50).fill_null("")
+    idx = _mue_header_index(head["c0"].to_list(), head["c1"].to_list())
+    body = grid.slice(idx + 1).filter(pl.col("n_fields") > 0)
+    return _parse_mue_records(body)
+
+
+def sniff_kind(text_head: str) -> str | None:
+    """Tell PTP from MUE by content when the file name does not say."""
+    low = text_head.lower()
+    if "column 1" in low and "column 2" in low and "modifier" in low:
+        return "ptp"
+    if "mue" in low and "hcpcs" in low:
+        return "mue"
+    return None

@@ -1,0 +1,221 @@
+"""Import CMS reference files into the warehouse, versioned, idempotently (by SHA-256).
+
+Version selection for a date of service (see docs/reference-data.md):
+* PTP: each CMS release carries every edit's history (effective and deletion dates), so a release
+  speaks for all dates up to the end of its quarter. A DOS uses the loaded release with the
+  earliest quarter end on or after the DOS; a DOS after the newest release's quarter is unchecked.
+* MUE: a file covers DOS from its effective date until the next loaded MUE file's effective date.
+* The bundled starter set is used for a kind only while no CMS file of that kind is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from claimaudit.errors import ReferenceDataError
+from claimaudit.refdata import cms
+from claimaudit.resources import resource
+
+STARTER_DIR = ("data", "reference", "starter")
+STARTER_MANIFEST = "manifest.json"
+
+
+@dataclass
+class ImportResult:
+    source: str
+    kind: str
+    version: str
+    part: str | None
+    rows_loaded: int
+    rows_bad: int
+    skipped: bool                   # already imported (same SHA-256)
+    bad_rows: list[dict]
+
+    def line(self) -> str:
+        what = f"{self.kind.upper()} {self.version}" + (f" {self.part}" if self.part else "")
+        if self.skipped:
+            return f"{self.source}: {what} already imported (same content), skipped"
+        bad = f", {self.rows_bad} bad row(s): " + "; ".join(
+            f"line {b['line']} {b['reason']}" for b in self.bad_rows[:5]) if self.rows_bad else ""
+        return f"{self.source}: {what}: {self.rows_loaded} rows loaded{bad}"
+
+
+def _members(path: Path) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each reference file in ``path``; a zip yields its .txt/.csv/.xlsx members.
+
+    CMS zips carry the same table as .txt and .xlsx: the text file wins, so a table is never loaded twice.
+    """
+    if not path.exists():
+        raise ReferenceDataError(f"{path}: no such file")
+    if path.suffix.lower() != ".zip":
+        return [(path.name, path.read_bytes())]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX")]
+            by_stem: dict[str, str] = {}
+            for n in sorted(names):
+                suffix = Path(n).suffix.lower()
+                if suffix not in {".txt", ".csv", ".xlsx"}:
+                    continue
+                stem = Path(n).stem.lower()
+                if stem not in by_stem or suffix in {".txt", ".csv"}:
+                    by_stem[stem] = n
+            members = [(Path(n).name, zf.read(n)) for n in by_stem.values()]
+    except zipfile.BadZipFile:
+        raise ReferenceDataError(f"{path}: not a readable zip archive") from None
+    if not members:
+        raise ReferenceDataError(f"{path}: the zip holds no .txt, .csv or .xlsx reference file")
+    return members
+
+
+def _read_grid(name: str, data: bytes) -> pl.DataFrame:
+    try:
+        return pl.read_excel(io.BytesIO(data), engine="calamine", has_header=False, infer_schema_length=0,
+                             raise_if_empty=True)
+    except Exception as exc:  # calamine raises several types for a broken workbook
+        raise ReferenceDataError(f"{name}: not a readable .xlsx workbook ({type(exc).__name__})") from None
+
+
+def parse_member(name: str, data: bytes, *, version: str | None = None) -> cms.ParsedReference:
+    """Detect the kind and version of one reference file and parse it."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in {".txt", ".csv", ".xlsx"}:
+        raise ReferenceDataError(f"{name}: unsupported reference file type {suffix or '(none)'} "
+                                 "(expected .txt, .csv, .xlsx or a .zip of them)")
+    if cms.PTP_OTHER_SETTING.search(name):
+        raise ReferenceDataError(f"{name}: only the practitioner PTP tables (ccipra-...) are supported")
+    grid = _read_grid(name, data) if suffix == ".xlsx" else None
+    text = cms.decode(data) if grid is None else None
+    head = text[:4000] if text is not None else " ".join(
+        str(v) for row in grid.head(12).iter_rows() for v in row if v is not None)
+    ptp_name, mue_name = cms.ptp_version_from_name(name), cms.mue_version_from_name(name)
+    kind = "ptp" if ptp_name else "mue" if mue_name else cms.sniff_kind(head)
+    if kind is None:
+        raise ReferenceDataError(f"{name}: neither a CMS PTP nor an MUE file (name and header not recognised)")
+    sniffed = cms.sniff_kind(head)
+    if sniffed and sniffed != kind:
+        raise ReferenceDataError(f"{name}: the name says {kind.upper()} but the content is a {sniffed.upper()} file")
+    try:
+        if kind == "ptp":
+            rows, bad = cms.parse_ptp_grid(grid) if grid is not None else cms.parse_ptp_text(text)
+            if ptp_name:
+                ver, part, start, end = ptp_name
+            elif version:
+                parsed = cms.ptp_version_from_name(f"ccipra-{version}-f1")
+                if not parsed:
+                    raise ReferenceDataError(f"{name}: --version {version!r} is not a PTP version like v322r0")
+                ver, _, start, end = parsed
+                part = "f1"
+            else:
+                raise ReferenceDataError(f"{name}: cannot tell the PTP version from the file name; keep the CMS "
+                                         "name (ccipra-v322r0-f1.txt) or pass --version v322r0")
+        else:
+            rows, bad = cms.parse_mue_grid(grid) if grid is not None else cms.parse_mue_text(text)
+            if mue_name:
+                ver, setting, start = mue_name
+                if setting != "practitioner":
+                    raise ReferenceDataError(f"{name}: only the practitioner MUE table is supported (got {setting})")
+            elif version:
+                try:
+                    start = date.fromisoformat(version)
+                except ValueError:
+                    raise ReferenceDataError(f"{name}: --version for an MUE file is its effective date, "
+                                             "e.g. 2026-07-01") from None
+                ver = start.isoformat()
+            else:
+                raise ReferenceDataError(f"{name}: cannot tell the MUE effective date from the file name; keep the "
+                                         "CMS name (MCR_MUE_PractitionerServices_Eff_07-01-2026.csv) or pass "
+                                         "--version 2026-07-01")
+            part, end = None, None
+    except ReferenceDataError as exc:
+        msg = str(exc)
+        raise ReferenceDataError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+    return cms.ParsedReference(kind, ver, part, start, end, rows, bad)
+
+
+def _store(con: duckdb.DuckDBPyConnection, name: str, data: bytes, parsed: cms.ParsedReference,
+           *, is_starter: bool, version_label: str | None = None) -> None:
+    sha = hashlib.sha256(data).hexdigest()
+    version = version_label or parsed.version
+    con.execute("BEGIN")
+    try:
+        file_id = con.execute("SELECT nextval('ref_file_ids')").fetchone()[0]
+        con.execute(
+            "INSERT INTO ref_files VALUES (?, ?, 'practitioner', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [file_id, parsed.kind, version, parsed.part, parsed.coverage_start, parsed.coverage_end, is_starter,
+             name, sha, parsed.rows.height, len(parsed.bad_rows), json.dumps(parsed.bad_rows)])
+        rows = parsed.rows.with_columns(file_id=pl.lit(file_id, pl.Int32))  # noqa: F841 (queried by name)
+        if parsed.kind == "ptp":
+            con.execute("INSERT INTO ref_ptp SELECT file_id, column_1, column_2, prior_1996, effective_date, "
+                        "deletion_date, modifier_indicator, rationale, source_line FROM rows")
+        else:
+            con.execute("INSERT INTO ref_mue SELECT file_id, procedure_code, mue_value, mue_adjudication_indicator, "
+                        "mue_adjudication_text, rationale, source_line FROM rows")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def import_paths(con: duckdb.DuckDBPyConnection, paths: list[str | Path], *,
+                 version: str | None = None) -> list[ImportResult]:
+    """Import CMS PTP/MUE files (.txt .csv .xlsx .zip). Re-importing the same content is a no-op."""
+    results: list[ImportResult] = []
+    for path in map(Path, paths):
+        for name, data in _members(path):
+            source = name if name == path.name else f"{path.name}:{name}"
+            sha = hashlib.sha256(data).hexdigest()
+            known = con.execute("SELECT kind, version, part FROM ref_files WHERE sha256 = ?", [sha]).fetchone()
+            if known:
+                results.append(ImportResult(source, known[0], known[1], known[2], 0, 0, True, []))
+                continue
+            parsed = parse_member(name, data, version=version)
+            if parsed.rows.height == 0:
+                raise ReferenceDataError(f"{source}: no data rows could be read")
+            _store(con, name, data, parsed, is_starter=False)
+            results.append(ImportResult(source, parsed.kind, parsed.version, parsed.part, parsed.rows.height,
+                                        len(parsed.bad_rows), False, parsed.bad_rows))
+    return results
+
+
+def ensure_reference(con: duckdb.DuckDBPyConnection) -> None:
+    """Load the bundled starter set for each kind that has no CMS file loaded (idempotent)."""
+    manifest = json.loads(resource(*STARTER_DIR, STARTER_MANIFEST).read_text(encoding="utf-8"))
+    for entry in manifest["files"]:
+        kind = entry["kind"]
+        has_cms = con.execute("SELECT count(*) FROM ref_files WHERE kind = ? AND NOT is_starter", [kind]).fetchone()[0]
+        if has_cms:
+            continue
+        path = resource(*STARTER_DIR, entry["file"])
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        if con.execute("SELECT 1 FROM ref_files WHERE sha256 = ?", [sha]).fetchone():
+            continue
+        parsed = parse_member(path.name, data, version=entry["parse_as"])
+        parsed.coverage_start = date.fromisoformat(entry["coverage_start"])
+        parsed.coverage_end = None
+        _store(con, path.name, data, parsed, is_starter=True, version_label=entry["version"])
+
+
+def list_reference(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """One row per loaded version and kind: parts, rows, coverage, and whether audits use it."""
+    return con.sql("""
+        SELECT kind, version, string_agg(coalesce(part, ''), ',' ORDER BY part) AS parts,
+               sum(rows_loaded)::BIGINT AS rows, sum(rows_bad)::BIGINT AS bad_rows,
+               min(coverage_start) AS coverage_start, max(coverage_end) AS coverage_end,
+               bool_or(is_starter) AS starter,
+               CASE WHEN bool_or(is_starter) AND EXISTS (
+                        SELECT 1 FROM ref_files o WHERE o.kind = f.kind AND NOT o.is_starter)
+                    THEN 'superseded by CMS files' ELSE 'in use' END AS status,
+               string_agg(source_name, ', ' ORDER BY source_name) AS files
+        FROM ref_files f GROUP BY kind, version ORDER BY kind, min(coverage_start), version
+    """).pl()

@@ -1,0 +1,1 @@
+"""Rule runner and payer profiles. Rules themselves are SQL files in sql/rules/."""
