@@ -24,7 +24,7 @@ from claimaudit.ingest.readers import read_raw
 from claimaudit.refdata.store import ensure_reference
 from claimaudit.rules.profiles import load_profiles
 from claimaudit.rules.runner import prepare, run_rules
-from claimaudit.warehouse import connect
+from claimaudit.warehouse import connect, one
 
 DEFAULT_PROFILE = "medicare"
 DEFAULT_OUT = Path("audit-out")
@@ -131,9 +131,9 @@ def check_reference(db: str | Path, run_id: str) -> dict:
                                      OR (v.kind = 'mue' AND d.mue_version = v.version)
             LEFT JOIN audit_lines l USING (date_of_service)
             GROUP BY ALL ORDER BY v.kind, v.coverage_start""").pl()
-        unchecked = con.execute("""
+        unchecked = one(con, """
             SELECT count(*) FILTER (WHERE d.ptp_version IS NULL), count(*) FILTER (WHERE d.mue_version IS NULL)
-            FROM audit_lines l JOIN dos_versions d USING (date_of_service)""").fetchone()
+            FROM audit_lines l JOIN dos_versions d USING (date_of_service)""")
         used = [{**r, "coverage_start": str(r["coverage_start"]) if r["coverage_start"] else None,
                  "coverage_end": str(r["coverage_end"]) if r["coverage_end"] else None}
                 for r in versions.to_dicts()]
@@ -168,20 +168,21 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
                              "rows_quarantined FROM run_inputs WHERE run_id = ? ORDER BY source_file", params=[run_id]).pl()
         reasons = con.execute("SELECT reason, count(*) AS rows FROM quarantine WHERE run_id = ? GROUP BY 1 "
                               "ORDER BY 2 DESC, 1", [run_id]).fetchall()
-        lines = con.execute("SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service)) "
-                            "FROM claim_lines WHERE run_id = ?", [run_id]).fetchone()
-        agg = con.execute("""
+        lines = one(con, "SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service)) "
+                            "FROM claim_lines WHERE run_id = ?", [run_id])
+        agg = one(con, """
             SELECT count(*) AS total,
                    coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)::DOUBLE AS dollars,
                    count(*) FILTER (WHERE severity = 'error'), count(*) FILTER (WHERE severity = 'warning'),
                    count(*) FILTER (WHERE severity = 'info')
-            FROM findings WHERE run_id = ?""", [run_id]).fetchone()
+            FROM findings WHERE run_id = ?""", [run_id])
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                    [run_id]).fetchall())
         reference = json.loads(run["reference_versions"] or "[]")
         starter = bool(run["starter_reference"])
         summary = {
             "run_id": run_id,
+            "out_dir": str(out),
             "started_at": run["started_at"].isoformat(timespec="seconds"),
             "code_version": run["code_version"],
             "profile_default": run["profile_default"],

@@ -47,3 +47,10 @@ def connect(db_path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Ite
             yield con
         finally:
             con.close()
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """First row of a query, or None. Fetches the whole result: in DuckDB 2.0 a partially fetched
+    ``execute()`` blocks the next ``sql()`` on the connection (STACK.md)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None

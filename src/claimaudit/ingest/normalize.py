@@ -31,8 +31,11 @@ def _text(col: str) -> pl.Expr:
 
 
 def _date(col: str, formats: list[str]) -> pl.Expr:
+    """First format that parses. ``%Y`` happily reads "3/6/24" as the year 24, so a result before 1900
+    counts as a miss and the next format (``%y``) gets its turn."""
     base = _text(col).str.replace(_TIME_SUFFIX, "")
-    return pl.coalesce([base.str.strptime(pl.Date, f, strict=False) for f in formats])
+    parsed = [base.str.strptime(pl.Date, f, strict=False) for f in formats]
+    return pl.coalesce([pl.when(p.dt.year() >= 1900).then(p) for p in parsed])
 
 
 def _number(col: str) -> pl.Expr:

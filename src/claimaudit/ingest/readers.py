@@ -65,6 +65,10 @@ def _read_csv(path: Path, mapping: Mapping) -> tuple[pl.DataFrame, pl.DataFrame]
         raise InputError(f"{path}: cannot be read as CSV: {_first_line(text)}") from None
     finally:
         con.close()
+    bad_encoding = rejects.filter(pl.col("error").str.contains("ENCODING"))
+    if bad_encoding.height:
+        raise InputError(f"{path}: not {mapping.encoding} text at line {bad_encoding['line'][0]} (wrong encoding? "
+                         "set format.encoding in the mapping, e.g. latin-1)")
     # Spreadsheet row of each good record: its ordinal among good records, shifted past the
     # rejected records before it (rejects carry their own line numbers).
     reject_lines = rejects["line"].sort()

@@ -24,6 +24,7 @@ import polars as pl
 from claimaudit.errors import ReferenceDataError
 from claimaudit.refdata import cms
 from claimaudit.resources import resource
+from claimaudit.warehouse import one
 
 STARTER_DIR = ("data", "reference", "starter")
 STARTER_MANIFEST = "manifest.json"
@@ -148,7 +149,7 @@ def _store(con: duckdb.DuckDBPyConnection, name: str, data: bytes, parsed: cms.P
     version = version_label or parsed.version
     con.execute("BEGIN")
     try:
-        file_id = con.execute("SELECT nextval('ref_file_ids')").fetchone()[0]
+        file_id = one(con, "SELECT nextval('ref_file_ids')")[0]
         con.execute(
             "INSERT INTO ref_files VALUES (?, ?, 'practitioner', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
             [file_id, parsed.kind, version, parsed.part, parsed.coverage_start, parsed.coverage_end, is_starter,
@@ -174,7 +175,7 @@ def import_paths(con: duckdb.DuckDBPyConnection, paths: list[str | Path], *,
         for name, data in _members(path):
             source = name if name == path.name else f"{path.name}:{name}"
             sha = hashlib.sha256(data).hexdigest()
-            known = con.execute("SELECT kind, version, part FROM ref_files WHERE sha256 = ?", [sha]).fetchone()
+            known = one(con, "SELECT kind, version, part FROM ref_files WHERE sha256 = ?", [sha])
             if known:
                 results.append(ImportResult(source, known[0], known[1], known[2], 0, 0, True, []))
                 continue
@@ -192,17 +193,18 @@ def ensure_reference(con: duckdb.DuckDBPyConnection) -> None:
     manifest = json.loads(resource(*STARTER_DIR, STARTER_MANIFEST).read_text(encoding="utf-8"))
     for entry in manifest["files"]:
         kind = entry["kind"]
-        has_cms = con.execute("SELECT count(*) FROM ref_files WHERE kind = ? AND NOT is_starter", [kind]).fetchone()[0]
+        has_cms = one(con, "SELECT count(*) FROM ref_files WHERE kind = ? AND NOT is_starter", [kind])[0]
         if has_cms:
             continue
         path = resource(*STARTER_DIR, entry["file"])
         data = path.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        if con.execute("SELECT 1 FROM ref_files WHERE sha256 = ?", [sha]).fetchone():
+        if one(con, "SELECT 1 FROM ref_files WHERE sha256 = ?", [sha]):
             continue
         parsed = parse_member(path.name, data, version=entry["parse_as"])
         parsed.coverage_start = date.fromisoformat(entry["coverage_start"])
         parsed.coverage_end = None
+        parsed.part = None
         _store(con, path.name, data, parsed, is_starter=True, version_label=entry["version"])
 
 

@@ -1,0 +1,107 @@
+"""Prefect flow for one audit: ingest -> reference check -> rules -> outputs.
+
+One task per step, never per row. Tasks pass the warehouse path and run id, not data frames, and
+have caching and result persistence off: claim data (PHI) never reaches Prefect's result storage.
+Runs with no server configured (Prefect starts a temporary one) or against a real server named by
+PREFECT_API_URL. Deploy with the entrypoint ``flows/audit_flow.py:audit_flow``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
+
+from claimaudit import pipeline
+from claimaudit.errors import ClaimAuditError
+
+_TASK = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
+
+
+def _guarded(step):
+    """Run a pipeline step; a ClaimAuditError (bad input, unknown profile...) comes back as data.
+
+    Prefect logs a traceback for any exception raised in a task; a user's bad file deserves one
+    clear line instead, so the flow turns these into a Failed state with that line as its message.
+    """
+    def run(*args, **kwargs) -> dict:
+        try:
+            return step(*args, **kwargs)
+        except ClaimAuditError as exc:
+            return {"error": str(exc)}
+    run.__name__ = step.__name__
+    run.__doc__ = step.__doc__
+    return run
+
+
+start_run = task(name="start-run", **_TASK)(_guarded(pipeline.start_run))
+def _ingest(db: str, run_id: str, inputs: list[str], mapping: str | None, profile: str, out_dir: str) -> dict:
+    counts = pipeline.ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
+    return {k: counts[k] for k in ("read", "loaded", "quarantined")}
+
+
+def _outputs(db: str, run_id: str, out_dir: str, timings: dict, unchecked: dict) -> dict:
+    return pipeline.write_outputs(db, run_id, out_dir, timings=timings, extra={"unchecked_lines": unchecked})
+
+
+ingest = task(name="ingest", **_TASK)(_guarded(_ingest))
+reference_check = task(name="reference-check", **_TASK)(_guarded(pipeline.check_reference))
+rules = task(name="rules", **_TASK)(_guarded(pipeline.apply_rules))
+outputs = task(name="outputs", **_TASK)(_guarded(_outputs))
+
+
+def _summary_markdown(summary: dict) -> str:
+    f = summary["findings"]
+    rows = "\n".join(f"| {rule} | {n} |" for rule, n in f["by_rule"].items()) or "| (none) | 0 |"
+    starter = "\n\n**Starter reference set used: not the CMS tables.**" if summary["reference"]["starter_set_used"] else ""
+    return (f"# claimaudit run {summary['run_id']}\n\n"
+            f"read {summary['read']} = loaded {summary['loaded']} + quarantined {summary['quarantined']}; "
+            f"{f['total']} findings ({f['error']} error, {f['warning']} warning, {f['info']} info); "
+            f"${summary['amount_at_risk']:,.2f} at risk.{starter}\n\n| rule | findings |\n|---|---|\n{rows}\n")
+
+
+@flow(name="claimaudit-audit", log_prints=False, persist_result=False)
+def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | None = None,
+               profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None):
+    """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only)."""
+    started = time.perf_counter()
+    run = start_run(db, profile=profile, mapping=mapping, out=out)
+    if "error" in run:
+        return Failed(message=run["error"])
+    run_id, out_dir = run["run_id"], run["out_dir"]
+    timings: dict = {}
+
+    def step(name, fn, *args):
+        t = time.perf_counter()
+        result = fn(*args)
+        timings[name] = round(time.perf_counter() - t, 3)
+        if "error" in result:
+            pipeline.fail_run(db, run_id, result["error"])
+        return result
+
+    counts = step("ingest", ingest, db, run_id, [str(p) for p in inputs], mapping, profile, out_dir)
+    if "error" in counts:
+        return Failed(message=counts["error"])
+    ref = step("reference", reference_check, db, run_id)
+    if "error" in ref:
+        return Failed(message=ref["error"])
+    rule_result = step("rules", rules, db, run_id)
+    if "error" in rule_result:
+        return Failed(message=rule_result["error"])
+    timings["rule_files"] = rule_result["timings"]
+    timings["total"] = round(time.perf_counter() - started, 3)
+    summary = outputs(db, run_id, out_dir, timings, ref["unchecked_lines"])
+    if "error" in summary:
+        return Failed(message=summary["error"])
+    create_markdown_artifact(key="claimaudit-summary", markdown=_summary_markdown(summary),
+                             description="claimaudit run summary (counts only, no claim data)")
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    audit_flow(sys.argv[1:])

@@ -1,0 +1,157 @@
+"""The ``claimaudit`` command: a thin skin over the library (each command calls one function)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from claimaudit import pipeline
+from claimaudit.errors import ClaimAuditError
+from claimaudit.warehouse import DEFAULT_DB, connect, one
+
+# piped output (cron logs, CI) gets room for whole rows instead of 80 columns of ellipses
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+                         show_default=True, envvar="CLAIMAUDIT_DB", help="DuckDB warehouse file.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="claimaudit")
+def cli() -> None:
+    """Audit claim-line extracts against NCCI PTP/MUE edits, therapy timing and modifier rules."""
+
+
+def _print_summary(summary: dict) -> None:
+    f = summary["findings"]
+    console.print(f"claimaudit run {summary['run_id']}: read {summary['read']} = loaded {summary['loaded']} "
+                  f"+ quarantined {summary['quarantined']}"
+                  + ("" if summary["reconciled"] else "  [bold red]DOES NOT RECONCILE[/]"))
+    if summary["quarantine_reasons"]:
+        console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in summary["quarantine_reasons"].items()))
+    console.print(f"findings: {f['total']} ({f['error']} error, {f['warning']} warning, {f['info']} info); "
+                  f"${summary['amount_at_risk']:,.2f} at risk")
+    for rule, n in f["by_rule"].items():
+        console.print(f"  {rule:<9} {n}")
+    unchecked = summary.get("unchecked_lines") or {}
+    if any(unchecked.values()):
+        console.print("unchecked (no reference data for the date): "
+                      + ", ".join(f"{k.upper()} {v} lines" for k, v in unchecked.items() if v))
+    if summary["reference"]["starter_set_used"]:
+        console.print("[bold yellow]reference: the bundled STARTER set was used - it is NOT the CMS NCCI tables "
+                      "(claimaudit refdata import ...)[/]")
+    console.print(f"outputs: {summary['out_dir']}/ ({', '.join(summary['outputs'])})")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--mapping", help="Column mapping: a preset name (see docs/mappings.md) or a YAML file.")
+@click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True,
+              help="Rule profile for lines whose payer is not mapped to one.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default ./audit-out/<run_id>/).")
+@db_option
+@click.option("--no-prefect", is_flag=True, help="Run the steps in this process without the Prefect flow.")
+def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
+          no_prefect: bool) -> None:
+    """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
+    args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None)
+    if no_prefect:
+        summary = pipeline.run_audit([str(p) for p in inputs], **args)
+    else:
+        from claimaudit.flow_loader import load_audit_flow
+
+        state = load_audit_flow()([str(p) for p in inputs], return_state=True, **args)
+        if state.is_failed():
+            raise ClaimAuditError(state.message or "the audit flow failed")
+        summary = state.result()
+    _print_summary(summary)
+
+
+@cli.group()
+def refdata() -> None:
+    """CMS reference data (NCCI PTP and MUE files)."""
+
+
+@refdata.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--version", "version", help="Version when the file name does not carry it (v322r0; MUE: 2026-07-01).")
+@db_option
+def refdata_import(paths: tuple[Path, ...], version: str | None, db: Path) -> None:
+    """Import CMS PTP/MUE files (.txt .csv .xlsx .zip) as CMS publishes them."""
+    from claimaudit.refdata import import_paths
+
+    with connect(db) as con:
+        for result in import_paths(con, list(paths), version=version):
+            console.print(result.line())
+
+
+@refdata.command("list")
+@db_option
+def refdata_list(db: Path) -> None:
+    """Show the loaded reference versions, their coverage, and which are in use."""
+    from claimaudit.refdata import ensure_reference, list_reference
+
+    with connect(db) as con:
+        ensure_reference(con)
+        frame = list_reference(con)
+    table = Table("kind", "version", "parts", "rows", "bad rows", "coverage from", "to", "status", "files")
+    for r in frame.iter_rows(named=True):
+        table.add_row(r["kind"].upper(), r["version"] + (" (STARTER)" if r["starter"] else ""), r["parts"] or "",
+                      str(r["rows"]), str(r["bad_rows"]), str(r["coverage_start"] or ""),
+                      str(r["coverage_end"] or ("next version" if r["kind"] == "mue" else "open")),
+                      r["status"], r["files"])
+    console.print(table)
+
+
+@cli.command()
+@db_option
+@click.option("--limit", default=20, show_default=True)
+def runs(db: Path, limit: int) -> None:
+    """List past runs, newest first."""
+    with connect(db, read_only=True) as con:
+        rows = con.execute("SELECT run_id, status, started_at, profile_default, rows_read, rows_loaded, "
+                           "rows_quarantined, findings, starter_reference, out_dir FROM runs "
+                           "ORDER BY started_at DESC LIMIT ?", [limit]).fetchall()
+    table = Table("run", "status", "started", "profile", "read", "loaded", "quarantined", "findings",
+                  "reference", "out")
+    for r in rows:
+        table.add_row(r[0], r[1], f"{r[2]:%Y-%m-%d %H:%M:%S}", r[3], *(str(v) if v is not None else "" for v in r[4:8]),
+                      "starter" if r[8] else "CMS" if r[8] is not None else "", r[9] or "")
+    console.print(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@db_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write here instead of the run's folder.")
+def report(run_id: str, db: Path, out: Path | None) -> None:
+    """Re-write a past run's outputs from the warehouse."""
+    with connect(db) as con:
+        row = one(con, "SELECT out_dir, status, timings FROM runs WHERE run_id = ?", [run_id])
+    if row is None:
+        raise ClaimAuditError(f"no run {run_id!r} in {db} (see `claimaudit runs`)")
+    if row[1] != "completed":
+        raise ClaimAuditError(f"run {run_id} is {row[1]}: nothing to report")
+    target = out or Path(row[0])
+    target.mkdir(parents=True, exist_ok=True)
+    summary = pipeline.write_outputs(db, run_id, target, timings=json.loads(row[2] or "{}"))
+    _print_summary(summary)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        console.print("aborted", style="red")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClaimAuditError as exc:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {exc}", markup=False)
+        sys.exit(2)

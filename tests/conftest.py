@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SAMPLE = REPO / "data" / "sample" / "claims.csv"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+PTP_EXCERPT = SHARED / "cms" / "ccipra-v322r0-f1.excerpt.txt"
+MUE_EXCERPT = SHARED / "cms" / "MCR_MUE_PractitionerServices_Eff_07-01-2026.excerpt.csv"
+
+# Quiet and private Prefect for every test (STACK.md); the flow tests share one harness.
+for key, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                   "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_TASKS_DEFAULT_NO_CACHE": "true"}.items():
+    os.environ.setdefault(key, value)
+
+
+def pytest_sessionstart(session):
+    if not SHARED.is_dir():
+        raise pytest.UsageError(f"shared test data not found at {SHARED}: the tests read the real files there")
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "wh.duckdb"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+def write_csv(path: Path, header: str, *rows: str) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+CANONICAL_HEADER = ("claim_id,line_number,patient_id,rendering_npi,payer,profile,date_of_service,procedure_code,"
+                    "modifier_1,modifier_2,modifier_3,modifier_4,units,minutes,charge_amount,allowed_amount,"
+                    "place_of_service")
+
+
+def line(claim, ln, code, *mods, units=1, minutes="", patient="P1", npi="1234567893", dos="2024-06-04",
+         profile="medicare", charge="50.00", allowed="", pos="11") -> str:
+    """One canonical CSV row for rule tests."""
+    m = list(mods) + [""] * (4 - len(mods))
+    return ",".join(str(v) for v in [claim, ln, patient, npi, "PAYER", profile, dos, code, *m, units, minutes,
+                                     charge, allowed, pos])
+
+
+def audit_lines(tmp_path, *rows, reference=(), name="t"):
+    """Run a whole audit (no Prefect) over canonical rows; returns the findings frame."""
+    import polars as pl
+
+    from claimaudit import pipeline
+    from claimaudit.refdata import import_paths
+    from claimaudit.warehouse import connect
+
+    db = tmp_path / f"{name}.duckdb"
+    if reference:
+        with connect(db) as con:
+            import_paths(con, list(reference))
+    path = write_csv(tmp_path / f"{name}.csv", CANONICAL_HEADER, *rows)
+    summary = pipeline.run_audit([path], db=db, out=tmp_path / f"{name}-out")
+    assert summary["quarantined"] == 0, summary["quarantine_reasons"]
+    return pl.read_parquet(tmp_path / f"{name}-out" / "findings.parquet")
+
+
+def keys(findings, *rules):
+    """{(rule_id, claim_id, line_number)} of the findings, optionally only some rules."""
+    return {(r["rule_id"], r["claim_id"], r["line_number"]) for r in findings.iter_rows(named=True)
+            if not rules or r["rule_id"] in rules}

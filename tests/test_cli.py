@@ -1,0 +1,69 @@
+"""The CLI as users run it: real subprocesses for the audit and the error paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from claimaudit.cli import cli
+from conftest import MUE_EXCERPT, PTP_EXCERPT, SAMPLE
+
+
+def claimaudit(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "claimaudit", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_audit_refdata_runs_report_end_to_end(tmp_path):
+    db = tmp_path / "w.duckdb"
+    imported = claimaudit("refdata", "import", PTP_EXCERPT, MUE_EXCERPT, "--db", db, cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert "PTP v322r0 f1: 154 rows loaded, 1 bad row(s): line 161 truncated_row" in imported.stdout
+    assert "MUE 2026-07-01: 44 rows loaded" in imported.stdout
+    again = claimaudit("refdata", "import", PTP_EXCERPT, "--db", db, cwd=tmp_path)
+    assert "already imported (same content), skipped" in again.stdout
+
+    listing = claimaudit("refdata", "list", "--db", db, cwd=tmp_path)
+    assert listing.returncode == 0 and "v322r0" in listing.stdout and "2026-07-01" in listing.stdout
+
+    result = claimaudit("audit", SAMPLE, "--db", db, "--out", tmp_path / "run", "--no-prefect", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "read 636 = loaded 632 + quarantined 4" in result.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {"findings.csv", "findings.parquet", "quarantine.csv", "summary.json"} <= set(summary["outputs"])
+    assert summary["read"] == summary["loaded"] + summary["quarantined"]
+    # CMS PTP v322r0 covers DOS up to 2026-09-30 only; MUE 2026-07-01 only from July: the rest is unchecked
+    assert summary["unchecked_lines"]["mue"] > 0
+    assert summary["reference"]["starter_set_used"] is False
+    assert {v["version"] for v in summary["reference"]["versions"] if v["lines"]} == {"v322r0", "2026-07-01"}
+    assert len(summary["inputs"][0]["sha256"]) == 64 and summary["code_version"].startswith("0.1.0")
+
+    runs = claimaudit("runs", "--db", db, cwd=tmp_path)
+    assert summary["run_id"] in runs.stdout and "completed" in runs.stdout
+    (tmp_path / "run" / "findings.csv").unlink()
+    rerendered = claimaudit("report", summary["run_id"], "--db", db, cwd=tmp_path)
+    assert rerendered.returncode == 0 and (tmp_path / "run" / "findings.csv").exists()
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    cases = [
+        (["audit", tmp_path / "missing.csv", "--no-prefect"], "missing.csv: no such file"),
+        (["audit", SAMPLE, "--profile", "tricare", "--no-prefect"], "unknown profile 'tricare'"),
+        (["audit", SAMPLE, "--mapping", "nope", "--no-prefect"], "unknown mapping preset 'nope'"),
+        (["refdata", "import", tmp_path / "x.pdf"], "x.pdf: no such file"),
+        (["report", "no-such-run"], "no run 'no-such-run'"),
+    ]
+    for args, message in cases:
+        result = claimaudit(*args, "--db", tmp_path / "w.duckdb", cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr and message in result.stderr, (args, result.stderr)
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+def test_help_lists_the_contract_commands():
+    out = CliRunner().invoke(cli, ["--help"]).output
+    for command in ("audit", "refdata", "report", "runs"):
+        assert command in out

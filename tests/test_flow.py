@@ -1,0 +1,49 @@
+"""The Prefect flow runs the same steps as tasks, and keeps claim data out of Prefect's storage."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+from prefect.cache_policies import NO_CACHE
+
+from claimaudit.flow_loader import load_audit_flow
+from conftest import SAMPLE
+
+
+def test_flow_audits_the_sample_without_persisting_claim_data(prefect_harness, tmp_path):
+    from prefect.settings import PREFECT_HOME
+
+    flow = load_audit_flow()
+    storage = Path(PREFECT_HOME.value()) / "storage"
+    before = set(storage.rglob("*")) if storage.exists() else set()
+    state = flow([str(SAMPLE)], db=str(tmp_path / "w.duckdb"), out=str(tmp_path / "run"), return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (636, 632, 4)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["run_id"] == summary["run_id"]
+    assert pl.read_parquet(tmp_path / "run" / "findings.parquet").height == summary["findings"]["total"]
+    after = set(storage.rglob("*")) if storage.exists() else set()
+    assert after == before, "Prefect persisted task results"
+
+
+def test_flow_turns_a_bad_input_into_a_failed_state_with_one_line(prefect_harness, tmp_path):
+    flow = load_audit_flow()
+    state = flow([str(tmp_path / "nope.csv")], db=str(tmp_path / "w.duckdb"), out=str(tmp_path / "run"),
+                 return_state=True)
+    assert state.is_failed()
+    assert state.message == f"{tmp_path / 'nope.csv'}: no such file"
+
+
+def test_tasks_do_not_cache_or_persist():
+    flow = load_audit_flow()
+    import sys
+
+    module = sys.modules[flow.fn.__module__]
+    for name in ("start_run", "ingest", "reference_check", "rules", "outputs"):
+        task = getattr(module, name)
+        assert task.persist_result is False, name
+        assert task.cache_policy is NO_CACHE, name
+    assert os.environ.get("PREFECT_TASKS_DEFAULT_NO_CACHE") == "true"

@@ -1,0 +1,183 @@
+"""Ingest: explicit string schema, every row loaded or quarantined with a reason, clear file errors."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from claimaudit import pipeline
+from claimaudit.errors import ClaimAuditError, ConfigError, InputError
+from claimaudit.ingest.mapping import load_mapping
+from claimaudit.warehouse import connect
+from conftest import CANONICAL_HEADER, FIXTURES, SHARED, write_csv
+
+GOOD = "C1,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,2,24,100.00,62.00,11"
+
+
+def run_ingest(db, tmp_path, *paths, mapping=None, profile="medicare"):
+    run = pipeline.start_run(db, profile=profile, mapping=mapping, out=tmp_path / "out")
+    counts = pipeline.ingest(db, run["run_id"], list(paths), mapping=mapping, profile=profile,
+                             out_dir=run["out_dir"])
+    with connect(db) as con:
+        lines = con.sql("SELECT * FROM claim_lines WHERE run_id = ? ORDER BY source_row",
+                        params=[run["run_id"]]).pl()
+    quarantine = pl.read_csv(tmp_path / "out" / "quarantine.csv", infer_schema=False)
+    return counts, lines, quarantine
+
+
+def test_canonical_csv_loads_with_exact_types(db, tmp_path):
+    path = write_csv(tmp_path / "x.csv", CANONICAL_HEADER, GOOD,
+                     "C1,2,P1,1234567893,MEDICARE,,2024-03-05,g0283,gp,,,,1,,28,,2")
+    counts, lines, quarantine = run_ingest(db, tmp_path, path)
+    assert (counts["read"], counts["loaded"], counts["quarantined"]) == (2, 2, 0)
+    first, second = lines.to_dicts()
+    assert first["units"] == Decimal("2.00") and first["minutes"] == 24 and first["modifiers"] == ["GP"]
+    assert first["date_of_service"] == date(2024, 3, 5) and first["rendering_npi"] == "1234567893"
+    assert (first["source_file"], first["source_row"]) == (str(path), 2)
+    assert second["procedure_code"] == "G0283" and second["modifiers"] == ["GP"]
+    assert second["place_of_service"] == "02" and second["minutes"] is None
+    assert second["profile"] == "medicare"                                  # run default fills the blank
+    assert quarantine.height == 0 and quarantine.columns[-3:] == ["reason", "source_file", "source_line"]
+
+
+BAD_ROWS = {
+    "missing_required:patient_id": "C9,1,,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,10,,11",
+    "missing_required:claim_id": ",1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,10,,11",
+    "missing_required:units": "C9,2,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,,15,10,,11",
+    "bad_integer:line_number": "C9,x,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,10,,11",
+    "bad_date:date_of_service": "C9,3,P1,1234567893,MEDICARE,medicare,2024-02-30,97110,GP,,,,1,15,10,,11",
+    "bad_code_format": "C9,4,P1,1234567893,MEDICARE,medicare,2024-03-05,478331,GP,,,,1,15,10,,11",
+    "bad_number:units": "C9,5,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,two,15,10,,11",
+    "non_positive_units": "C9,6,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,0,15,10,,11",
+    "bad_npi_format:rendering_npi": "C9,7,P1,123456789,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,10,,11",
+    "bad_modifier_format": "C9,8,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GPX,,,,1,15,10,,11",
+    "bad_integer:minutes": "C9,9,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,7.5,10,,11",
+    "bad_amount:charge_amount": "C9,10,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,ten,,11",
+    "bad_place_of_service": "C9,11,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,10,,OFFICE",
+    "unknown_profile:tricare": "C9,12,P1,1234567893,MEDICARE,tricare,2024-03-05,97110,GP,,,,1,15,10,,11",
+    "duplicate_claim_line": "C1,1,P1,1234567893,MEDICARE,medicare,2024-03-06,97112,GP,,,,1,15,10,,11",
+    "unparseable_row": "C9,13,P1,1234567893,MEDICARE",
+}
+
+
+def test_every_quarantine_reason_with_file_and_line(db, tmp_path):
+    path = write_csv(tmp_path / "bad.csv", CANONICAL_HEADER, GOOD, *BAD_ROWS.values())
+    counts, lines, quarantine = run_ingest(db, tmp_path, path)
+    assert counts["read"] == 1 + len(BAD_ROWS)
+    assert (counts["loaded"], counts["quarantined"]) == (1, len(BAD_ROWS))
+    got = {r["reason"]: int(r["source_line"]) for r in quarantine.iter_rows(named=True)}
+    assert got == {reason: i + 3 for i, reason in enumerate(BAD_ROWS)}      # header is line 1, GOOD line 2
+    assert set(quarantine["source_file"]) == {str(path)}
+    row = quarantine.filter(pl.col("reason") == "bad_date:date_of_service").row(0, named=True)
+    assert row["date_of_service"] == "2024-02-30" and row["claim_id"] == "C9"   # original fields kept
+    raw = quarantine.filter(pl.col("reason") == "unparseable_row")["raw_record"].item()
+    assert raw == BAD_ROWS["unparseable_row"]
+
+
+def test_too_many_modifiers_in_one_delimited_column(db, tmp_path):
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("columns: {claim_id: claim, line_number: line, patient_id: pat, rendering_npi: npi,\n"
+                       "  date_of_service: dos, procedure_code: cpt, units: units}\n"
+                       "modifiers: {column: mods}\n", encoding="utf-8")
+    path = write_csv(tmp_path / "m.csv", "claim,line,pat,npi,dos,cpt,units,mods",
+                     "C1,1,P1,1234567893,2024-03-05,97110,1,GP 59 XS KX CQ", "C1,2,P1,1234567893,2024-03-05,97110,1,")
+    counts, lines, quarantine = run_ingest(db, tmp_path, path, mapping=str(mapping))
+    assert quarantine["reason"].to_list() == ["too_many_modifiers"]
+    assert lines["modifiers"].to_list() == [[]]
+
+
+def test_lines_after_a_quoted_multiline_record_keep_their_spreadsheet_row(db, tmp_path):
+    path = write_csv(tmp_path / "q.csv", CANONICAL_HEADER, GOOD.replace("C1,1", "C1,9"),
+                     "C2,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,0,15,10,,11",
+                     "C3,1,P1,1234567893,MEDICARE", "C4,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,10,,11")
+    counts, lines, quarantine = run_ingest(db, tmp_path, path)
+    assert lines["source_row"].to_list() == [2, 5]
+    assert sorted(quarantine["source_line"].cast(int).to_list()) == [3, 4]
+
+
+def test_mapping_preset_therapy_ehr_export(db, tmp_path):
+    counts, lines, quarantine = run_ingest(db, tmp_path, FIXTURES / "therapy_ehr_export.csv",
+                                           mapping="therapy_ehr_export")
+    assert (counts["read"], counts["loaded"], counts["quarantined"]) == (4, 4, 0)
+    by_claim = {(r["claim_id"], r["line_number"]): r for r in lines.iter_rows(named=True)}
+    a = by_claim[("A-1001", 1)]
+    assert a["modifiers"] == ["GP", "59"] and a["date_of_service"] == date(2024, 3, 5)
+    assert a["charge_amount"] == Decimal("110.00") and a["allowed_amount"] == Decimal("68.20")
+    assert a["profile"] == "medicare" and a["provider_discipline"] == "PT"
+    assert a["diagnosis_codes"] == ["M5450", "M25561"]
+    b = by_claim[("A-1002", 1)]
+    assert b["modifiers"] == ["GP", "59", "XS"] and b["date_of_service"] == date(2024, 3, 6)
+    assert b["charge_amount"] == Decimal("1050.00") and b["place_of_service"] == "02"
+    assert b["profile"] == "commercial_cpt"
+    assert by_claim[("A-1003", 1)]["profile"] == "medicare"      # unmapped payer: the run's default profile
+
+
+def test_rif_carrier_preset_reads_the_real_cms_layout(db, tmp_path):
+    path = SHARED / "cms" / "bfd_rif_sample_a_bcarrier_multiple_lines.txt"
+    counts, lines, quarantine = run_ingest(db, tmp_path, path, mapping="cms_rif_carrier")
+    # the synthetic file's performing NPI (1923124) has 7 digits: every line is quarantined for it,
+    # which shows the preset parsed the rest of the row (claim, line, dates, codes) first
+    assert (counts["read"], counts["loaded"], counts["quarantined"]) == (7, 0, 7)
+    assert set(quarantine["reason"]) == {"bad_npi_format:rendering_npi"}
+    assert quarantine["HCPCS_CD"].to_list()[:2] == ["92999", "92998"]
+    assert quarantine["source_line"].to_list() == [str(n) for n in range(2, 9)]
+
+
+def test_parquet_and_xlsx_keep_codes_npis_and_pos_as_text(db, tmp_path):
+    frame = pl.DataFrame({
+        "claim_id": ["C1", "C2"], "line_number": [1, 1], "patient_id": ["P1", "P2"],
+        "rendering_npi": [1234567893, 1234567893], "date_of_service": [date(2024, 3, 5), date(2024, 3, 6)],
+        "procedure_code": ["97110", "G0283"], "modifier_1": ["GP", "GP"], "units": [2.0, 1.0],
+        "minutes": [24, None], "place_of_service": ["02", "11"], "charge_amount": [100.5, 28.0]})
+    frame.write_parquet(tmp_path / "x.parquet")
+    frame.write_excel(tmp_path / "x.xlsx")
+    for name in ("x.parquet", "x.xlsx"):
+        counts, lines, _ = run_ingest(tmp_path / f"{name}.duckdb", tmp_path, tmp_path / name)
+        assert counts["loaded"] == 2, name
+        assert lines["rendering_npi"].to_list() == ["1234567893"] * 2, name
+        assert lines["place_of_service"].to_list() == ["02", "11"], name
+        assert lines["date_of_service"].to_list() == [date(2024, 3, 5), date(2024, 3, 6)], name
+        assert lines["units"].to_list() == [Decimal("2.00"), Decimal("1.00")], name
+        assert lines["source_row"].to_list() == [2, 3], name
+
+
+def test_several_files_reconcile_per_file(db, tmp_path):
+    a = write_csv(tmp_path / "a.csv", CANONICAL_HEADER, GOOD, BAD_ROWS["non_positive_units"])
+    b = write_csv(tmp_path / "b.csv", CANONICAL_HEADER, GOOD.replace("C1,", "C2,"))
+    counts, lines, quarantine = run_ingest(db, tmp_path, a, b)
+    per_file = {f["source_file"]: (f["rows_read"], f["rows_loaded"], f["rows_quarantined"]) for f in counts["files"]}
+    assert per_file == {str(a): (2, 1, 1), str(b): (1, 1, 0)}
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda p: p, "no such file"),
+    (lambda p: (p.write_bytes(b""), p)[1], "the file is empty"),
+    (lambda p: (p.write_bytes(CANONICAL_HEADER.encode() + "\nC1,1,P1,1234567893,JOS\xc9,medicare,2024-03-05,97110,GP,,,,1,15,10,,11\n".encode("latin-1")), p)[1],
+     "wrong encoding"),
+    (lambda p: (p.write_text("a,b,c\n1,2,3\n"), p)[1], "no recognizable header: missing column"),
+    (lambda p: (p.with_suffix(".pdf").write_bytes(b"%PDF"), p.with_suffix(".pdf"))[1], "unsupported file type .pdf"),
+    (lambda p: (p.with_suffix(".xlsx").write_bytes(b"PK garbage"), p.with_suffix(".xlsx"))[1],
+     "not a readable .xlsx workbook"),
+    (lambda p: (p.with_suffix(".parquet").write_bytes(b"PAR1 garbage"), p.with_suffix(".parquet"))[1],
+     "not a readable Parquet file"),
+])
+def test_unreadable_files_stop_with_one_line_naming_the_file(db, tmp_path, setup, message):
+    path = setup(tmp_path / "extract.csv")
+    with pytest.raises(InputError) as info:
+        run_ingest(db, tmp_path, path)
+    text = str(info.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_bad_mapping_and_profile_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown mapping preset 'nope'"):
+        load_mapping("nope")
+    bad = tmp_path / "m.yaml"
+    bad.write_text("columns: {cpt_code: CPT}\n")
+    with pytest.raises(ConfigError, match="not canonical columns"):
+        load_mapping(str(bad))
+    with pytest.raises(ClaimAuditError, match="unknown profile 'tricare'"):
+        pipeline.start_run(tmp_path / "w.duckdb", profile="tricare")

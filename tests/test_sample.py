@@ -1,0 +1,36 @@
+"""The bundled sample extract and its hand-checked expected findings."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from claimaudit import pipeline
+from conftest import REPO, SAMPLE
+
+EXPECTED = pl.read_csv(REPO / "data" / "sample" / "expected_findings.csv", infer_schema=False)
+IMPLEMENTED = {"DUP-001", "REF-001"}
+
+
+def test_sample_reconciles_and_matches_expected_findings(tmp_path):
+    summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
+    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (636, 632, 4)
+    assert summary["quarantine_reasons"] == {"bad_code_format": 1, "bad_date:date_of_service": 1,
+                                             "missing_required:patient_id": 1, "non_positive_units": 1}
+    assert summary["reference"]["starter_set_used"] is True
+    findings = pl.read_parquet(tmp_path / "out" / "findings.parquet")
+    got = sorted((r["rule_id"], r["claim_id"], int(r["line_number"]))
+                 for r in findings.filter(pl.col("rule_id").is_in(IMPLEMENTED)).iter_rows(named=True))
+    want = sorted((r["rule_id"], r["claim_id"], int(r["line_number"]))
+                  for r in EXPECTED.filter(pl.col("rule_id").is_in(IMPLEMENTED)).iter_rows(named=True))
+    assert got == want
+
+
+def test_sample_generator_is_deterministic(tmp_path):
+    import runpy
+    import shutil
+
+    work = tmp_path / "sample"
+    shutil.copytree(REPO / "data" / "sample", work)
+    runpy.run_path(str(work / "make_sample.py"), run_name="__main__")
+    assert (work / "claims.csv").read_bytes() == SAMPLE.read_bytes()
+    assert (work / "expected_findings.csv").read_bytes() == (REPO / "data/sample/expected_findings.csv").read_bytes()
