@@ -24,3 +24,25 @@ SELECT d.date_of_service,
          WHERE v.kind = 'mue' AND v.coverage_start <= d.date_of_service
            AND coalesce(v.coverage_end, DATE '9999-12-31') >= d.date_of_service) AS mue_version
 FROM days d;
+
+-- PTP edit rows of the releases in force for this run's dates, for codes billed in this run.
+-- Indicator-9 rows never fire (billing-rules.md §1.2) and are left out here.
+CREATE OR REPLACE TEMP TABLE ptp_edits AS
+SELECT f.version, f.source_name, p.*
+FROM ref_ptp p
+JOIN ref_files f USING (file_id)
+WHERE f.kind = 'ptp'
+  AND f.version IN (SELECT ptp_version FROM dos_versions WHERE ptp_version IS NOT NULL)
+  AND p.modifier_indicator <> 9
+  AND p.column_1 IN (SELECT DISTINCT procedure_code FROM audit_lines)
+  AND p.column_2 IN (SELECT DISTINCT procedure_code FROM audit_lines);
+
+-- MUE rows of the files in force for this run's dates (one row per version and code).
+CREATE OR REPLACE TEMP TABLE mue_edits AS
+SELECT f.version, f.source_name, m.*
+FROM ref_mue m
+JOIN ref_files f USING (file_id)
+WHERE f.kind = 'mue'
+  AND f.version IN (SELECT mue_version FROM dos_versions WHERE mue_version IS NOT NULL)
+  AND m.procedure_code IN (SELECT DISTINCT procedure_code FROM audit_lines)
+QUALIFY row_number() OVER (PARTITION BY f.version, m.procedure_code ORDER BY m.mue_value, m.source_line) = 1;

@@ -29,6 +29,11 @@ def prepare(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         raise ValueError(f"unsafe run id {run_id!r}")
     con.execute(f"SET VARIABLE run_id = '{run_id}'")
     register_profiles(con, load_profiles())
+    con.execute("""CREATE OR REPLACE TEMP TABLE code_classes AS
+                   SELECT * FROM read_csv(?, header = true, columns = {
+                       'procedure_code': 'VARCHAR', 'code_class': 'VARCHAR', 'always_therapy': 'BOOLEAN',
+                       'discipline_modifier': 'VARCHAR', 'description': 'VARCHAR', 'source': 'VARCHAR'})""",
+                [str(resource("data", "reference", "code_classes.csv"))])
     con.execute(resource("sql", "rules", "_prepare.sql").read_text(encoding="utf-8"))
 
 
