@@ -8,7 +8,9 @@ from claimaudit import pipeline
 from conftest import REPO, SAMPLE
 
 EXPECTED = pl.read_csv(REPO / "data" / "sample" / "expected_findings.csv", infer_schema=False)
-IMPLEMENTED = {"DUP-001", "REF-001"}
+IMPLEMENTED = {"DUP-001", "REF-001", "PTP-001", "PTP-002", "PTP-003", "MUE-001", "MUE-002", "TIME-001", "TIME-002",
+               "TIME-003", "TIME-004", "TIME-005", "TIME-006", "TIME-007", "MOD-001", "MOD-002", "MOD-003",
+               "MOD-004", "MOD-008"}
 
 
 def test_sample_reconciles_and_matches_expected_findings(tmp_path):

@@ -14,7 +14,7 @@ SELECT 'REF-001' AS rule_id, 'coverage' AS family, 'warning' AS severity,
        'Import the CMS ' || f.label || ' file in force on that date (claimaudit refdata import) and re-run.'
            AS recommended_action,
        NULL AS amount_at_risk,
-       NULL AS predicted_carc,
+       'n/a (unchecked)' AS predicted_carc,
        'reference coverage (' || f.kind || ')' AS reference
 FROM audit_lines l
 JOIN dos_versions d USING (date_of_service)

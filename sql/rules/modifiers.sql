@@ -1,0 +1,83 @@
+-- MOD-001 error, MOD-002 error, MOD-003 error, MOD-004 error, MOD-008 warning   grain: line
+-- Therapy and NCCI modifiers (billing-rules.md §4; CR 10176 for MOD-001..003).
+--  MOD-001  always-therapy code without GP/GO/GN, where the line's profile requires therapy modifiers
+--  MOD-002  more than one of GP/GO/GN on one line
+--  MOD-003  discipline-specific code (97161-97164 GP, 97165-97168 GO, 92521-92524/92597/92607 GN) with
+--           exactly one therapy modifier, and it is the wrong one (two or more is MOD-002 alone)
+--  MOD-004  CQ without GP, or CO without GO (a line with CQ/CO and no therapy modifier also gets MOD-001)
+--  MOD-008  59 and an X{EPSU} modifier on the same line
+-- Which codes are always-therapy or discipline-specific: data/reference/code_classes.csv.
+-- Inputs: audit_lines, code_classes, profiles.
+WITH lines AS (
+    SELECT l.*, coalesce(c.always_therapy, false) AS always_therapy, c.discipline_modifier,
+           p.therapy_modifiers_required, p.carc_modifiers,
+           list_intersect(l.modifiers, ['GP', 'GO', 'GN']) AS therapy_mods,
+           list_intersect(l.modifiers, ['XE', 'XS', 'XP', 'XU']) AS x_mods
+    FROM audit_lines l
+    LEFT JOIN code_classes c USING (procedure_code)
+    JOIN profiles p ON p.profile = l.profile
+), checks AS (
+    SELECT 'MOD-001' AS rule_id, 'error' AS severity, *,
+           'GP, GO or GN' AS expected, 'no therapy modifier' AS actual,
+           procedure_code || ' is an always-therapy code and carries no GP/GO/GN modifier: the claim will be '
+               || 'returned or the line denied.' AS message,
+           'Add GP (physical therapy), GO (occupational therapy) or GN (speech-language pathology) for the plan '
+               || 'of care the service was furnished under.' AS recommended_action,
+           'CR 10176: always-therapy codes need GP/GO/GN (billing-rules.md §4.1)' AS reference
+    FROM lines WHERE always_therapy AND therapy_modifiers_required AND len(therapy_mods) = 0
+
+    UNION ALL
+    SELECT 'MOD-002', 'error', *, 'one of GP, GO, GN', array_to_string(therapy_mods, ' + '),
+           procedure_code || ' carries ' || array_to_string(therapy_mods, ' and ')
+               || ': a line may carry only one therapy modifier.',
+           'Keep the modifier of the discipline that furnished the service; bill services of another discipline '
+               || 'on their own line.',
+           'CR 10176: more than one therapy modifier on a line (billing-rules.md §4.1)'
+    FROM lines WHERE len(list_distinct(therapy_mods)) > 1
+
+    UNION ALL
+    SELECT 'MOD-003', 'error', *, discipline_modifier, therapy_mods[1],
+           procedure_code || ' is a discipline-specific code that takes ' || discipline_modifier || ', but the line '
+               || 'carries ' || therapy_mods[1] || '.',
+           'Replace ' || therapy_mods[1] || ' with ' || discipline_modifier || ' (or correct the code if another '
+               || 'discipline furnished the service).',
+           'CR 10176 discipline-specific codes (billing-rules.md §4.1)'
+    FROM lines
+    WHERE discipline_modifier IS NOT NULL AND len(list_distinct(therapy_mods)) = 1
+      AND therapy_mods[1] <> discipline_modifier
+
+    UNION ALL
+    SELECT 'MOD-004', 'error', *,
+           CASE WHEN list_contains(modifiers, 'CQ') THEN 'CQ with GP' ELSE 'CO with GO' END,
+           array_to_string(list_intersect(modifiers, ['CQ', 'CO', 'GP', 'GO', 'GN']), ' + '),
+           CASE WHEN list_contains(modifiers, 'CQ') AND NOT list_contains(modifiers, 'GP')
+                THEN 'CQ (PT assistant) must be reported with GP, and this line has '
+                     || coalesce(nullif(array_to_string(therapy_mods, '/'), ''), 'no therapy modifier') || '.'
+                ELSE 'CO (OT assistant) must be reported with GO, and this line has '
+                     || coalesce(nullif(array_to_string(therapy_mods, '/'), ''), 'no therapy modifier') || '.' END,
+           CASE WHEN list_contains(modifiers, 'CQ') AND NOT list_contains(modifiers, 'GP')
+                THEN 'If a PT assistant furnished the service under a PT plan of care, report GP with CQ; for an OT '
+                     || 'assistant use GO with CO.'
+                ELSE 'If an OT assistant furnished the service under an OT plan of care, report GO with CO; for a PT '
+                     || 'assistant use GP with CQ.' END,
+           'CQ/CO pairing (billing-rules.md §4.2)'
+    FROM lines
+    WHERE (list_contains(modifiers, 'CQ') AND NOT list_contains(modifiers, 'GP'))
+       OR (list_contains(modifiers, 'CO') AND NOT list_contains(modifiers, 'GO'))
+
+    UNION ALL
+    SELECT 'MOD-008', 'warning', *, '59 or one X{EPSU} modifier', '59 + ' || array_to_string(x_mods, ' + '),
+           procedure_code || ' carries both 59 and ' || array_to_string(x_mods, '/') || '; many payers reject '
+               || 'the two together.',
+           'Keep the X modifier that fits (XE separate encounter, XS separate structure, XP separate practitioner, '
+               || 'XU unusual non-overlapping service) and drop 59.',
+           '59 vs X{EPSU} (MLN1783722; billing-rules.md §1.5)'
+    FROM lines WHERE list_contains(modifiers, '59') AND len(x_mods) > 0
+)
+SELECT rule_id, 'modifiers' AS family, CASE rule_id WHEN 'MOD-008' THEN 'warning' ELSE 'error' END AS severity,
+       claim_id, line_number, patient_id, rendering_npi, date_of_service, procedure_code,
+       NULL AS related_code, [line_ref] AS related_lines, expected, actual, message, recommended_action,
+       line_amount AS amount_at_risk,
+       CASE rule_id WHEN 'MOD-008' THEN 'CO-4 (payer-specific)' ELSE carc_modifiers END AS predicted_carc,
+       reference
+FROM checks

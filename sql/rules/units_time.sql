@@ -1,0 +1,180 @@
+-- TIME-001..TIME-007: units vs documented minutes of timed therapy codes.
+-- Sources: CMS Pub 100-04 Ch.5 §20.2 (8-minute rule), CPT time rule (billing-rules.md §3, §7).
+-- Day = patient + rendering NPI + DOS across all claims (and the line's profile). Code classes come
+-- from data/reference/code_classes.csv: only 'timed_15' codes are in the pool; untimed minutes never count.
+--
+--  TIME-007 warning line     a timed line without minutes: the day's time checks are skipped (unchecked)
+--  cms_total days (all minutes documented):  T = day's timed minutes, N = 0 if T < 8 else floor((T+7)/15)
+--    TIME-003 error   line     T < 8 and timed units billed (every billed timed line; never also TIME-001)
+--    TIME-001 error   day      billed > N; the action names the §20.2 bill
+--    TIME-006 info    day      billed < N (possible under-billing)
+--    TIME-002 warning line     billed = N but the split contradicts §20.2: a code got units outside
+--                              [floor(m/15), floor(m/15)+1], or got the extra unit while a code with a
+--                              larger leftover did not (equal leftovers: either is acceptable)
+--  cpt_per_code days:
+--    TIME-004 error   line     a code's units exceed floor((m+7)/15) (0 below 8 minutes), m = its minutes that day
+--  any profile:
+--    TIME-005 error   day+code an untimed per-session code billed with more than 1 unit that day
+-- Day- and code-level findings sit on the group's first line (claim_id, line_number order).
+-- Inputs: audit_lines, code_classes, profiles.
+WITH classed AS (
+    SELECT l.*, coalesce(c.code_class, 'other') AS code_class, p.time_method, p.carc_units_time
+    FROM audit_lines l
+    LEFT JOIN code_classes c USING (procedure_code)
+    JOIN profiles p ON p.profile = l.profile
+), timed AS (
+    SELECT * FROM classed WHERE code_class = 'timed_15'
+), days AS (
+    SELECT patient_id, rendering_npi, date_of_service, profile,
+           any_value(time_method) AS time_method, any_value(carc_units_time) AS carc,
+           bool_or(minutes IS NULL) AS unchecked,
+           sum(minutes) AS total_minutes,
+           sum(units) AS billed,
+           sum(line_amount) / sum(units) AS unit_amount,
+           arg_min(claim_id, (claim_id, line_number)) AS claim_id,
+           arg_min(line_number, (claim_id, line_number)) AS line_number,
+           arg_min(procedure_code, (claim_id, line_number)) AS procedure_code,
+           list(line_ref ORDER BY claim_id, line_number) AS related_lines
+    FROM timed
+    GROUP BY patient_id, rendering_npi, date_of_service, profile
+), checked_days AS (
+    SELECT d.*, CASE WHEN total_minutes < 8 THEN 0 ELSE (total_minutes + 7) // 15 END AS allowed
+    FROM days d WHERE NOT unchecked
+), codes AS (            -- per day and code: minutes, units, §20.2 floors and leftovers
+    SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile, t.procedure_code,
+           sum(t.minutes) AS minutes, sum(t.units) AS units, sum(t.minutes) // 15 AS base,
+           sum(t.minutes) % 15 AS leftover, sum(t.line_amount) / sum(t.units) AS unit_amount,
+           arg_min(t.claim_id, (t.claim_id, t.line_number)) AS claim_id,
+           arg_min(t.line_number, (t.claim_id, t.line_number)) AS line_number,
+           list(t.line_ref ORDER BY t.claim_id, t.line_number) AS related_lines
+    FROM timed t
+    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    GROUP BY ALL
+), allocation AS (       -- the §20.2 bill: floors, then the remaining units to the largest leftovers
+    SELECT c.*, d.allowed, d.billed, d.total_minutes, d.time_method, d.carc AS d_carc,
+           c.base + CASE WHEN row_number() OVER (
+                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile
+                   ORDER BY c.leftover DESC, c.procedure_code) <= d.allowed - sum(c.base) OVER (
+                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile)
+               THEN 1 ELSE 0 END AS cms_units,
+           -- largest leftover among codes billed at their floor that have leftover minutes
+           max(CASE WHEN c.units = c.base AND c.leftover > 0 THEN c.leftover END) OVER (
+                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile) AS best_unrewarded
+    FROM codes c
+    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+), cms_bill AS (
+    SELECT patient_id, rendering_npi, date_of_service, profile,
+           string_agg(procedure_code || ' x' || cms_units::INTEGER || ' (' || minutes || ' min)', ', '
+                      ORDER BY cms_units DESC, procedure_code) FILTER (WHERE cms_units > 0) AS bill
+    FROM allocation GROUP BY ALL
+), time_findings AS (
+    -- TIME-007: timed line without minutes
+    SELECT 'TIME-007' AS rule_id, 'warning' AS severity, t.claim_id, t.line_number, t.patient_id, t.rendering_npi,
+           t.date_of_service, t.procedure_code, [t.line_ref] AS related_lines,
+           'documented minutes for ' || t.procedure_code AS expected, 'no minutes on the line' AS actual,
+           t.procedure_code || ' is a timed code billed without documented minutes, so the units of this day '
+               || 'could not be checked (unchecked, not passed).' AS message,
+           'Add the treatment minutes for ' || t.procedure_code || ' to the extract (or the claim notes) and re-run '
+               || 'the audit.' AS recommended_action,
+           NULL::DECIMAL(12,2) AS amount_at_risk, 'n/a (unchecked)' AS predicted_carc,
+           'timed codes need minutes (Pub 100-04 Ch.5 §20.2)' AS reference
+    FROM timed t WHERE t.minutes IS NULL
+
+    UNION ALL  -- TIME-003: fewer than 8 timed minutes in the day, units billed (CMS)
+    SELECT 'TIME-003', 'error', t.claim_id, t.line_number, t.patient_id, t.rendering_npi, t.date_of_service,
+           t.procedure_code, d.related_lines,
+           '0 timed units (' || d.total_minutes || ' timed minutes that day)',
+           t.units::INTEGER || ' unit(s) of ' || t.procedure_code,
+           'The day has only ' || d.total_minutes || ' timed minutes in all; under the 8-minute rule fewer than 8 '
+               || 'minutes earn no unit, so ' || t.procedure_code || ' will be denied.',
+           'Remove ' || t.procedure_code || ' from the claim, or correct the minutes if more were documented.',
+           t.line_amount, d.carc, 'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2): under 8 minutes, no unit'
+    FROM timed t
+    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE d.time_method = 'cms_total' AND d.total_minutes < 8
+
+    UNION ALL  -- TIME-001: more units than the day's minutes support (CMS)
+    SELECT 'TIME-001', 'error', d.claim_id, d.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
+           d.procedure_code, d.related_lines,
+           d.allowed || ' timed units (' || d.total_minutes || ' minutes)',
+           d.billed::INTEGER || ' timed units',
+           d.billed::INTEGER || ' timed units are billed for ' || d.total_minutes || ' timed minutes; the 8-minute '
+               || 'rule allows ' || d.allowed || ', so ' || (d.billed - d.allowed)::INTEGER || ' unit(s) will be denied.',
+           'Bill ' || b.bill || ' (§20.2: full 15-minute units first, the rest to the largest leftover minutes; '
+               || 'equal leftovers may go either way).',
+           round((d.billed - d.allowed) * d.unit_amount, 2), d.carc,
+           'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2): units = floor((T + 7) / 15)'
+    FROM checked_days d
+    JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8 AND d.billed > d.allowed
+
+    UNION ALL  -- TIME-006: fewer units than the minutes support (CMS)
+    SELECT 'TIME-006', 'info', d.claim_id, d.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
+           d.procedure_code, d.related_lines,
+           d.allowed || ' timed units (' || d.total_minutes || ' minutes)', d.billed::INTEGER || ' timed units',
+           'Only ' || d.billed::INTEGER || ' timed units are billed for ' || d.total_minutes
+               || ' documented timed minutes, which support ' || d.allowed || ': possible under-billing.',
+           'Check the minutes and units against the treatment note; if the minutes are right, bill ' || b.bill || '.',
+           0, 'none expected (under-billing)', 'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2)'
+    FROM checked_days d
+    JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8 AND d.billed < d.allowed
+
+    UNION ALL  -- TIME-002: right total, split contradicts §20.2 (CMS)
+    SELECT 'TIME-002', 'warning', a.claim_id, a.line_number, a.patient_id, a.rendering_npi, a.date_of_service,
+           a.procedure_code, a.related_lines,
+           a.procedure_code || ' x' || CASE WHEN a.units < a.base THEN a.base ELSE a.base + (a.cms_units > a.base)::INTEGER END
+               || ' (' || a.minutes || ' min)',
+           a.procedure_code || ' x' || a.units::INTEGER,
+           'The day''s total of ' || a.allowed || ' timed units is right, but ' || a.procedure_code || ' ('
+               || a.minutes || ' min) is billed with ' || a.units::INTEGER || ' unit(s): §20.2 gives full 15-minute '
+               || 'units first and the remaining units to the codes with the most leftover minutes.',
+           'Re-split the units as ' || b.bill || '.',
+           round(CASE WHEN a.units > a.base + 1 THEN (a.units - a.base - 1) * a.unit_amount
+                      WHEN a.units = a.base + 1 THEN a.unit_amount ELSE 0 END, 2),
+           d_carc, 'CMS Pub 100-04 Ch.5 §20.2 unit allocation'
+    FROM allocation a
+    JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE a.time_method = 'cms_total' AND a.total_minutes >= 8 AND a.billed = a.allowed
+      AND (a.units < a.base OR a.units > a.base + 1
+           OR (a.units = a.base + 1 AND a.best_unrewarded > a.leftover))
+
+    UNION ALL  -- TIME-004: per-code midpoint rule (CPT profile)
+    SELECT 'TIME-004', 'error', c.claim_id, c.line_number, c.patient_id, c.rendering_npi, c.date_of_service,
+           c.procedure_code, c.related_lines,
+           (CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END) || ' unit(s) (' || c.minutes || ' min)',
+           c.units::INTEGER || ' unit(s)',
+           c.procedure_code || ' has ' || c.minutes || ' documented minutes, which earn '
+               || (CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END)
+               || ' unit(s) under the CPT per-code rule (a unit needs at least 8 minutes of that code), but '
+               || c.units::INTEGER || ' are billed.',
+           CASE WHEN c.minutes < 8 THEN 'Remove ' || c.procedure_code || ' (under 8 minutes earns no unit with this payer).'
+                ELSE 'Bill ' || c.procedure_code || ' x' || (c.minutes + 7) // 15 || '.' END,
+           round((c.units - CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END) * c.unit_amount, 2),
+           d.carc, 'CPT time rule, per code (midpoint: 8 minutes for a 15-minute unit)'
+    FROM codes c
+    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE d.time_method = 'cpt_per_code'
+      AND c.units > CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END
+), session_codes AS (    -- TIME-005: untimed per-session codes, more than 1 unit a day
+    SELECT 'TIME-005' AS rule_id, 'error' AS severity,
+           arg_min(claim_id, (claim_id, line_number)) AS claim_id,
+           arg_min(line_number, (claim_id, line_number)) AS line_number,
+           patient_id, rendering_npi, date_of_service, procedure_code,
+           list(line_ref ORDER BY claim_id, line_number) AS related_lines,
+           '1 unit per day' AS expected, sum(units)::INTEGER || ' units that day' AS actual,
+           procedure_code || ' is reported once per session (untimed), but ' || sum(units)::INTEGER
+               || ' units are billed for this patient and provider that day.' AS message,
+           'Bill ' || procedure_code || ' x1 for the day.' AS recommended_action,
+           round(sum(line_amount) * (sum(units) - 1) / sum(units), 2) AS amount_at_risk,
+           any_value(carc_units_time) AS predicted_carc,
+           'untimed per-session code (billing-rules.md §3.3; data/reference/code_classes.csv)' AS reference
+    FROM classed
+    WHERE code_class = 'untimed_session'
+    GROUP BY patient_id, rendering_npi, date_of_service, procedure_code
+    HAVING sum(units) > 1
+)
+SELECT rule_id, 'units_time' AS family, severity, claim_id, line_number, patient_id, rendering_npi,
+       date_of_service, procedure_code, NULL AS related_code, related_lines, expected, actual, message,
+       recommended_action, amount_at_risk, predicted_carc, reference
+FROM (SELECT * FROM time_findings UNION ALL SELECT * FROM session_codes)
