@@ -77,3 +77,30 @@ def keys(findings, *rules):
     """{(rule_id, claim_id, line_number)} of the findings, optionally only some rules."""
     return {(r["rule_id"], r["claim_id"], r["line_number"]) for r in findings.iter_rows(named=True)
             if not rules or r["rule_id"] in rules}
+
+
+PTP_LAYOUT_HEADER = [
+    "CPT only copyright 2025 American Medical Association.  All rights reserved.\t\t\t\t\t\t",
+    "Column1/Column2 Edits\t\t\t\t\t\t",
+    "Column 1\tColumn 2\t*=in existence\tEffective\tDeletion\tModifier\tPTP Edit Rationale",
+    "\t\tprior to 1996\tDate\tDate\t0=not allowed\t",
+    "\t\t\t\t*=no data\t1=allowed\t",
+    "\t\t\t\t\t9=not applicable\t",
+]
+
+
+def ptp_fixture(folder, rows, name="ccipra-v322r0-f1.txt"):
+    """A PTP part file in the CMS layout; rows like '97140\\t97530\\t\\t20000101\\t*\\t1'."""
+    path = folder / name
+    body = PTP_LAYOUT_HEADER + [r if r.count("\t") >= 6 else r + "\tFIXTURE" for r in rows]
+    path.write_bytes(("\r\n".join(body) + "\r\n").encode("latin-1"))
+    return path
+
+
+def mue_fixture(folder, rows, effective="01-01-2000"):
+    """A practitioner MUE file in the CMS layout; rows like '97035,2,3 Date of Service Edit: Clinical'."""
+    path = folder / f"MCR_MUE_PractitionerServices_Eff_{effective}.csv"
+    body = ['"copyright\r\nAmerican Medical Association",,,',
+            '"HCPCS/\r\nCPT Code",Practitioner Services MUE Values,MUE Adjudication Indicator,MUE Rationale']
+    path.write_bytes(("\r\n".join(body + [r + ",FIXTURE" for r in rows]) + "\r\n").encode("latin-1"))
+    return path
