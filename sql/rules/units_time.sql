@@ -9,8 +9,8 @@
 --    TIME-001 error   day      billed > N; the action names the §20.2 bill
 --    TIME-006 info    day      billed < N (possible under-billing)
 --    TIME-002 warning line     billed = N but the split contradicts §20.2: a code got units outside
---                              [floor(m/15), floor(m/15)+1], or got the extra unit while a code with a
---                              larger leftover did not (equal leftovers: either is acceptable)
+--                              [floor(m/15), floor(m/15)+1], or got one of the R units left after the
+--                              floors although R codes have more leftover minutes (ties: either way)
 --  cpt_per_code days:
 --    TIME-004 error   line     a code's units exceed floor((m+7)/15) (0 below 8 minutes), m = its minutes that day
 --  any profile:
@@ -57,9 +57,12 @@ WITH classed AS (
                    ORDER BY c.leftover DESC, c.procedure_code) <= d.allowed - sum(c.base) OVER (
                    PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile)
                THEN 1 ELSE 0 END AS cms_units,
-           -- largest leftover among codes billed at their floor that have leftover minutes
-           max(CASE WHEN c.units = c.base AND c.leftover > 0 THEN c.leftover END) OVER (
-                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile) AS best_unrewarded
+           -- R = units left after the floors; a code is entitled to one of them only if fewer than R
+           -- codes of the day have strictly more leftover minutes (ties may go either way)
+           d.allowed - sum(c.base) OVER (
+                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile) AS remaining,
+           rank() OVER (PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile
+                        ORDER BY c.leftover DESC) - 1 AS codes_with_more_leftover
     FROM codes c
     JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
 ), cms_bill AS (
@@ -137,7 +140,7 @@ WITH classed AS (
     JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE a.time_method = 'cms_total' AND a.total_minutes >= 8 AND a.billed = a.allowed
       AND (a.units < a.base OR a.units > a.base + 1
-           OR (a.units = a.base + 1 AND a.best_unrewarded > a.leftover))
+           OR (a.units = a.base + 1 AND a.codes_with_more_leftover >= a.remaining))
 
     UNION ALL  -- TIME-004: per-code midpoint rule (CPT profile)
     SELECT 'TIME-004', 'error', c.claim_id, c.line_number, c.patient_id, c.rendering_npi, c.date_of_service,
