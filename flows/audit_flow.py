@@ -1,4 +1,4 @@
-"""Prefect flow for one audit: ingest -> reference check -> rules -> outputs.
+"""Prefect flow for one audit: ingest -> data quality -> reference check -> rules -> outputs.
 
 One task per step, never per row. Tasks pass the warehouse path and run id, not data frames, and
 have caching and result persistence off: claim data (PHI) never reaches Prefect's result storage.
@@ -48,6 +48,12 @@ def _outputs(db: str, run_id: str, out_dir: str, timings: dict, unchecked: dict)
 
 
 ingest = task(name="ingest", **_TASK)(_guarded(_ingest))
+def _quality(db: str, run_id: str, out_dir: str) -> dict:
+    result = pipeline.check_quality(db, run_id, out_dir)
+    return {k: result[k] for k in ("expectations", "failed", "rows_quarantined", "rows_flagged", "seconds")}
+
+
+quality = task(name="data-quality", **_TASK)(_guarded(_quality))
 reference_check = task(name="reference-check", **_TASK)(_guarded(pipeline.check_reference))
 rules = task(name="rules", **_TASK)(_guarded(pipeline.apply_rules))
 outputs = task(name="outputs", **_TASK)(_guarded(_outputs))
@@ -65,7 +71,7 @@ def _summary_markdown(summary: dict) -> str:
 
 @flow(name="claimaudit-audit", log_prints=False, persist_result=False)
 def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | None = None,
-               profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None):
+               profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None, data_quality: bool = True):
     """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only)."""
     started = time.perf_counter()
     run = start_run(db, profile=profile, mapping=mapping, out=out)
@@ -85,6 +91,11 @@ def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | 
     counts = step("ingest", ingest, db, run_id, [str(p) for p in inputs], mapping, profile, out_dir)
     if "error" in counts:
         return Failed(message=counts["error"])
+    if data_quality:
+        dq = step("data_quality", quality, db, run_id, out_dir)
+        if "error" in dq:
+            return Failed(message=dq["error"])
+        timings["data_quality_validate"] = dq["seconds"]["validate"]
     ref = step("reference", reference_check, db, run_id)
     if "error" in ref:
         return Failed(message=ref["error"])

@@ -55,8 +55,10 @@ def line(claim, ln, code, *mods, units=1, minutes="", patient="P1", npi="1234567
                                      charge, allowed, pos])
 
 
-def audit_lines(tmp_path, *rows, reference=(), name="t"):
-    """Run a whole audit (no Prefect) over canonical rows; returns the findings frame."""
+def audit_lines(tmp_path, *rows, reference=(), name="t", data_quality=False):
+    """Run a whole audit (no Prefect) over canonical rows; returns the findings frame.
+
+    Rule tests skip the data-quality suite (a GX subprocess per audit); tests/test_quality.py covers it."""
     import polars as pl
 
     from claimaudit import pipeline
@@ -68,7 +70,7 @@ def audit_lines(tmp_path, *rows, reference=(), name="t"):
         with connect(db) as con:
             import_paths(con, list(reference))
     path = write_csv(tmp_path / f"{name}.csv", CANONICAL_HEADER, *rows)
-    summary = pipeline.run_audit([path], db=db, out=tmp_path / f"{name}-out")
+    summary = pipeline.run_audit([path], db=db, out=tmp_path / f"{name}-out", data_quality=data_quality)
     assert summary["quarantined"] == 0, summary["quarantine_reasons"]
     return pl.read_parquet(tmp_path / f"{name}-out" / "findings.parquet")
 

@@ -25,7 +25,7 @@ def test_generated_extract_and_reference_load_cleanly(tmp_path):
         results = import_paths(con, [tmp_path / "ccipra-v322r0-f1.txt",
                                      tmp_path / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv"])
     assert all(r.rows_bad == 0 and r.rows_loaded > 0 for r in results)
-    summary = pipeline.run_audit([tmp_path / "claims.csv"], db=db, out=tmp_path / "out")
+    summary = pipeline.run_audit([tmp_path / "claims.csv"], db=db, out=tmp_path / "out", data_quality=False)
     assert (summary["read"], summary["quarantined"]) == (3000, 0)
     assert summary["reference"]["starter_set_used"] is False
     assert {"DUP-001", "PTP-002", "TIME-001"} <= set(summary["findings"]["by_rule"])

@@ -64,7 +64,7 @@ def test_every_finding_on_the_sample_fills_the_schema(tmp_path):
     from claimaudit import pipeline
     from claimaudit.schema import FAMILIES, FINDINGS_COLUMNS, SEVERITIES
 
-    pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
+    pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out", data_quality=False)
     f = pl.read_parquet(tmp_path / "out" / "findings.parquet")
     assert f.columns == FINDINGS_COLUMNS
     required = ["rule_id", "family", "severity", "claim_id", "line_number", "patient_id", "rendering_npi",

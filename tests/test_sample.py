@@ -10,14 +10,15 @@ from conftest import REPO, SAMPLE
 EXPECTED = pl.read_csv(REPO / "data" / "sample" / "expected_findings.csv", infer_schema=False)
 IMPLEMENTED = {"DUP-001", "REF-001", "PTP-001", "PTP-002", "PTP-003", "MUE-001", "MUE-002", "TIME-001", "TIME-002",
                "TIME-003", "TIME-004", "TIME-005", "TIME-006", "TIME-007", "MOD-001", "MOD-002", "MOD-003",
-               "MOD-004", "MOD-008"}
+               "MOD-004", "MOD-008", "DQ-DOS-RANGE", "DQ-NPI-CHECK-DIGIT", "DQ-POS-CODE"}
 
 
 def test_sample_reconciles_and_matches_expected_findings(tmp_path):
     summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
-    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (636, 632, 4)
+    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (640, 635, 5)
     assert summary["quarantine_reasons"] == {"bad_code_format": 1, "bad_date:date_of_service": 1,
-                                             "missing_required:patient_id": 1, "non_positive_units": 1}
+                                             "dq:DQ-CODE-FORMAT": 1, "missing_required:patient_id": 1,
+                                             "non_positive_units": 1}
     assert summary["reference"]["starter_set_used"] is True
     findings = pl.read_parquet(tmp_path / "out" / "findings.parquet")
     got = sorted((r["rule_id"], r["claim_id"], int(r["line_number"]))
@@ -25,6 +26,22 @@ def test_sample_reconciles_and_matches_expected_findings(tmp_path):
     want = sorted((r["rule_id"], r["claim_id"], int(r["line_number"]))
                   for r in EXPECTED.filter(pl.col("rule_id").is_in(IMPLEMENTED)).iter_rows(named=True))
     assert got == want
+    assert set(EXPECTED["rule_id"]) <= IMPLEMENTED | {"MUE-001"}      # every expected finding is asserted
+
+
+def test_sample_data_quality_results(tmp_path):
+    summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
+    dq = summary["data_quality"]
+    assert dq["expectations"] == 23 and (tmp_path / "out" / dq["data_docs"]).exists()
+    failed = {r["expectation_id"]: (r["level"], r["unexpected_count"], r["rows_acted_on"])
+              for r in dq["results"] if not r["success"]}
+    assert failed == {"DQ-CODE-FORMAT": ("blocking", 1, 1), "DQ-DOS-RANGE": ("warning", 1, 1),
+                      "DQ-NPI-CHECK-DIGIT": ("warning", 1, 1), "DQ-POS-CODE": ("warning", 1, 1)}
+    code = next(r for r in dq["results"] if r["expectation_id"] == "DQ-CODE-FORMAT")
+    assert code["examples"] == [{"claim_id": "CLM001326", "line_number": 2, "procedure_code": "AB123"}]
+    quarantine = pl.read_csv(tmp_path / "out" / "quarantine.csv", infer_schema=False)
+    blocked = quarantine.filter(pl.col("reason") == "dq:DQ-CODE-FORMAT").row(0, named=True)
+    assert (blocked["claim_id"], blocked["line_number"], blocked["procedure_code"]) == ("CLM001326", "2", "AB123")
 
 
 def test_sample_generator_is_deterministic(tmp_path):

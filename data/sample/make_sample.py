@@ -189,6 +189,18 @@ c = add_claim("PT20019", PTX, MCR, date(1999, 8, 24), [("97110", ["GP"], 1, 15)]
 expect("REF-001", c, 1, "", note="DOS keyed as 1999 (typo): no MUE file covers it (PTP rows carry history "
        "back to 1996, so PTP is checked)")
 
+expect("DQ-DOS-RANGE", c, 1, "", note="data quality (warning): DOS before 2000")
+
+# data-quality suite: two warnings (the lines are still audited) and one blocking failure
+c = add_claim("PT20021", ("1234567890", "PT"), MCR, err_day(24), [("97110", ["GP"], 1, 15)])
+expect("DQ-NPI-CHECK-DIGIT", c, 1, note="data quality (warning): NPI check digit is wrong (1234567893 would be valid)")
+c = add_claim("PT20022", PTX, MCR, err_day(25), [("97112", ["GP"], 1, 15)])
+for r in rows:
+    if r["claim_id"] == c:
+        r["place_of_service"] = "85"
+expect("DQ-POS-CODE", c, 1, note="data quality (warning): 85 is not a CMS place-of-service code")
+dq_blocked = add_claim("PT20023", PTX, MCR, err_day(28), [("97110", ["GP"], 1, 15), ("AB123", ["GP"], 1, None)])
+
 # ---------------------------------------------------------------- rows the loader must quarantine
 bad = add_claim("PT20020", PTX, MCR, err_day(23), [("97110", ["GP"], 1, 15), ("478331", ["GP"], 1, 15),
                                                      ("97112", ["GP"], 1, 15), ("97140", ["GP"], 1, 15)])

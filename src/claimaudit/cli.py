@@ -41,6 +41,13 @@ def _print_summary(summary: dict) -> None:
     if any(unchecked.values()):
         console.print("unchecked (no reference data for the date): "
                       + ", ".join(f"{k.upper()} {v} lines" for k, v in unchecked.items() if v))
+    dq = summary.get("data_quality") or {}
+    if dq.get("skipped"):
+        console.print("data quality: skipped (--no-data-quality)")
+    elif dq:
+        console.print(f"data quality: {dq['expectations']} expectations, "
+                      + (f"failed: {', '.join(dq['failed'])}" if dq["failed"] else "all passed")
+                      + (f"; Data Docs: {summary['out_dir']}/{dq['data_docs']}" if dq.get("data_docs") else ""))
     if summary["reference"]["starter_set_used"]:
         console.print("[bold yellow]reference: the bundled STARTER set was used - it is NOT the CMS NCCI tables "
                       "(claimaudit refdata import ...)[/]")
@@ -56,10 +63,13 @@ def _print_summary(summary: dict) -> None:
               help="Run folder (default ./audit-out/<run_id>/).")
 @db_option
 @click.option("--no-prefect", is_flag=True, help="Run the steps in this process without the Prefect flow.")
+@click.option("--no-data-quality", is_flag=True,
+              help="Skip the Great Expectations suite (faster ad-hoc runs; the summary records it).")
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
-          no_prefect: bool) -> None:
+          no_prefect: bool, no_data_quality: bool) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
-    args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None)
+    args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
+                data_quality=not no_data_quality)
     if no_prefect:
         summary = pipeline.run_audit([str(p) for p in inputs], **args)
     else:

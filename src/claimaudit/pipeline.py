@@ -7,6 +7,7 @@ steps as tasks without claim data passing through Prefect. ``run_audit`` chains 
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import subprocess
@@ -113,8 +114,7 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
         con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ? WHERE run_id = ?",
                     [read, loaded.height, quarantined.height, run_id])
         con.execute("COMMIT")
-    out = Path(out_dir)
-    quarantined.select(*record_cols, *meta).sort("source_file", "source_line").write_csv(out / "quarantine.csv")
+        _write_quarantine(con, run_id, Path(out_dir) / "quarantine.csv")   # rewritten by write_outputs
     return {"read": read, "loaded": loaded.height, "quarantined": quarantined.height, "files": files}
 
 
@@ -144,6 +144,29 @@ def check_reference(db: str | Path, run_id: str) -> dict:
             "unchecked_lines": {"ptp": unchecked[0], "mue": unchecked[1]}}
 
 
+def check_quality(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
+    """Run the Great Expectations suite; blocking failures are quarantined, warnings become DQ findings."""
+    from claimaudit.quality import run_quality
+
+    return run_quality(db, run_id, out_dir)
+
+
+def _write_quarantine(con, run_id: str, path: Path) -> None:
+    """quarantine.csv: the original fields of each row (as read), then reason, source_file, source_line."""
+    q = con.sql("SELECT source_file, source_line, reason, record FROM quarantine WHERE run_id = ? "
+                "ORDER BY source_file, source_line", params=[run_id]).pl()
+    meta = ["reason", "source_file", "source_line"]
+    if q.height and q["record"].drop_nulls().len():
+        ndjson = "\n".join(q["record"].fill_null("{}").to_list())
+        fields = pl.read_ndjson(io.StringIO(ndjson), infer_schema_length=None)
+        fields = fields.select([pl.col(c).cast(pl.String) if not isinstance(t, (pl.List, pl.Struct))
+                                else pl.col(c).cast(pl.List(pl.String)).list.join(" ") for c, t in fields.schema.items()])
+        q = pl.concat([fields, q.select(meta)], how="horizontal")
+    else:
+        q = q.select(meta)
+    q.write_csv(path)
+
+
 def apply_rules(db: str | Path, run_id: str) -> dict:
     with connect(db) as con:
         timings = run_rules(con, run_id)
@@ -160,6 +183,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
     """findings.csv/.parquet and summary.json in the run folder; the run is marked completed."""
     out = Path(out_dir)
     with connect(db) as con:
+        _write_quarantine(con, run_id, out / "quarantine.csv")
         findings = con.sql(f"SELECT * FROM findings WHERE run_id = ? ORDER BY {FINDINGS_ORDER}", params=[run_id]).pl()
         findings.write_parquet(out / "findings.parquet")
         findings.with_columns(pl.col("related_lines").list.join(";")).write_csv(out / "findings.csv")
@@ -179,6 +203,8 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                    [run_id]).fetchall())
         reference = json.loads(run["reference_versions"] or "[]")
+        dq = con.sql("SELECT expectation_id, level, success, unexpected_count, unexpected_percent, rows_acted_on, "
+                     "examples FROM dq_results WHERE run_id = ? ORDER BY level, expectation_id", params=[run_id]).pl()
         starter = bool(run["starter_reference"])
         summary = {
             "run_id": run_id,
@@ -198,6 +224,14 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
                 "note": ("The bundled STARTER reference set was used: it is NOT the CMS NCCI PTP/MUE tables. "
                          "Load the current CMS files with `claimaudit refdata import`.") if starter else
                         "CMS reference files as loaded with `claimaudit refdata import`.",
+            },
+            "data_quality": {
+                "skipped": dq.height == 0,
+                "suite": "expectations/claim_lines.json",
+                "expectations": dq.height,
+                "failed": dq.filter(~pl.col("success"))["expectation_id"].to_list(),
+                "results": [{**r, "examples": json.loads(r["examples"] or "[]")} for r in dq.to_dicts()],
+                "data_docs": "data-docs/index.html" if (out / "data-docs" / "index.html").exists() else None,
             },
             "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
             "amount_at_risk": round(agg[1], 2),
@@ -222,8 +256,11 @@ def fail_run(db: str | Path, run_id: str, reason: str) -> None:
 
 
 def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
-              profile: str = DEFAULT_PROFILE, out: str | Path | None = None) -> dict:
-    """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json."""
+              profile: str = DEFAULT_PROFILE, out: str | Path | None = None, data_quality: bool = True) -> dict:
+    """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json.
+
+    ``data_quality=False`` skips the Great Expectations suite (the summary says so); the rules then
+    see every loaded line."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     run = start_run(db, profile=profile, mapping=mapping, out=out)
@@ -232,6 +269,11 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
         t = time.perf_counter()
         counts = ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
         timings["ingest"] = round(time.perf_counter() - t, 3)
+        if data_quality:
+            t = time.perf_counter()
+            quality = check_quality(db, run_id, out_dir)
+            timings["data_quality"] = round(time.perf_counter() - t, 3)
+            timings["data_quality_validate"] = quality["seconds"]["validate"]
         t = time.perf_counter()
         ref = check_reference(db, run_id)
         timings["reference"] = round(time.perf_counter() - t, 3)
