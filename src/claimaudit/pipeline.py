@@ -236,7 +236,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
             "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
             "amount_at_risk": round(agg[1], 2),
             "timings": timings or {},
-            "outputs": sorted(p.name for p in out.iterdir() if p.is_file()) + ["summary.json"],
+            "outputs": sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()) + ["summary.json"],
             **(extra or {}),
         }
         con.execute("UPDATE runs SET status = 'completed', finished_at = now(), findings = ?, timings = ? "
