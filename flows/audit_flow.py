@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
@@ -63,18 +63,23 @@ def _summary_markdown(summary: dict) -> str:
     f = summary["findings"]
     rows = "\n".join(f"| {rule} | {n} |" for rule, n in f["by_rule"].items()) or "| (none) | 0 |"
     starter = "\n\n**Starter reference set used: not the CMS tables.**" if summary["reference"]["starter_set_used"] else ""
+    h = summary.get("history") or {}
+    since = (f"\n\nSince run {h['previous_run_id']}: {h['new']} new, {h['recurring']} recurring, "
+             f"{h['resolved']} resolved." if h.get("previous_run_id") else "")
     return (f"# claimaudit run {summary['run_id']}\n\n"
             f"read {summary['read']} = loaded {summary['loaded']} + quarantined {summary['quarantined']}; "
             f"{f['total']} findings ({f['error']} error, {f['warning']} warning, {f['info']} info); "
-            f"${summary['amount_at_risk']:,.2f} at risk.{starter}\n\n| rule | findings |\n|---|---|\n{rows}\n")
+            f"${summary['amount_at_risk']:,.2f} at risk.{since}{starter}\n\nReport: `{summary['out_dir']}/report.html`"
+            f"\n\n| rule | findings |\n|---|---|\n{rows}\n")
 
 
 @flow(name="claimaudit-audit", log_prints=False, persist_result=False)
 def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | None = None,
-               profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None, data_quality: bool = True):
+               profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None, data_quality: bool = True,
+               scope: str | None = None):
     """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only)."""
     started = time.perf_counter()
-    run = start_run(db, profile=profile, mapping=mapping, out=out)
+    run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
     if "error" in run:
         return Failed(message=run["error"])
     run_id, out_dir = run["run_id"], run["out_dir"]
@@ -109,6 +114,9 @@ def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | 
         return Failed(message=summary["error"])
     create_markdown_artifact(key="claimaudit-summary", markdown=_summary_markdown(summary),
                              description="claimaudit run summary (counts only, no claim data)")
+    create_table_artifact(key="claimaudit-findings-by-rule",
+                          table=[{"rule": rule, "findings": n} for rule, n in summary["findings"]["by_rule"].items()],
+                          description="Findings by rule (counts only, no claim data)")
     return summary
 
 

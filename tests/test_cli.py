@@ -43,9 +43,12 @@ def test_audit_refdata_runs_report_end_to_end(tmp_path):
 
     runs = claimaudit("runs", "--db", db, cwd=tmp_path)
     assert summary["run_id"] in runs.stdout and "completed" in runs.stdout
-    (tmp_path / "run" / "findings.csv").unlink()
+    for name in ("findings.csv", "report.html", "report.xlsx"):
+        (tmp_path / "run" / name).unlink()
     rerendered = claimaudit("report", summary["run_id"], "--db", db, cwd=tmp_path)
-    assert rerendered.returncode == 0 and (tmp_path / "run" / "findings.csv").exists()
+    assert rerendered.returncode == 0, rerendered.stderr
+    for name in ("findings.csv", "report.html", "report.xlsx"):
+        assert (tmp_path / "run" / name).exists(), name
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):

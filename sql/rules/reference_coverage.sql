@@ -5,7 +5,7 @@
 WITH families(kind, label) AS (VALUES ('ptp', 'NCCI PTP'), ('mue', 'MUE'))
 SELECT 'REF-001' AS rule_id, 'coverage' AS family, 'warning' AS severity,
        l.claim_id, l.line_number, l.patient_id, l.rendering_npi, l.date_of_service, l.procedure_code,
-       NULL AS related_code,
+       f.kind AS related_code,                    -- which family is unchecked (keeps fingerprints apart)
        [l.line_ref] AS related_lines,
        f.label || ' reference in force on ' || strftime(l.date_of_service, '%Y-%m-%d') AS expected,
        'none loaded' AS actual,

@@ -37,6 +37,10 @@ def _print_summary(summary: dict) -> None:
                   f"${summary['amount_at_risk']:,.2f} at risk")
     for rule, n in f["by_rule"].items():
         console.print(f"  {rule:<9} {n}")
+    h = summary.get("history") or {}
+    if h.get("previous_run_id"):
+        console.print(f"since run {h['previous_run_id']}: {h['new']} new, {h['recurring']} recurring, "
+                      f"{h['resolved']} resolved")
     unchecked = summary.get("unchecked_lines") or {}
     if any(unchecked.values()):
         console.print("unchecked (no reference data for the date): "
@@ -63,13 +67,14 @@ def _print_summary(summary: dict) -> None:
               help="Run folder (default ./audit-out/<run_id>/).")
 @db_option
 @click.option("--no-prefect", is_flag=True, help="Run the steps in this process without the Prefect flow.")
+@click.option("--scope", help="History label: runs with the same scope are compared (default: the practice's NPIs).")
 @click.option("--no-data-quality", is_flag=True,
               help="Skip the Great Expectations suite (faster ad-hoc runs; the summary records it).")
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
-          no_prefect: bool, no_data_quality: bool) -> None:
+          no_prefect: bool, no_data_quality: bool, scope: str | None) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
     args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
-                data_quality=not no_data_quality)
+                data_quality=not no_data_quality, scope=scope)
     if no_prefect:
         summary = pipeline.run_audit([str(p) for p in inputs], **args)
     else:
@@ -125,13 +130,13 @@ def runs(db: Path, limit: int) -> None:
     """List past runs, newest first."""
     with connect(db, read_only=True) as con:
         rows = con.execute("SELECT run_id, status, started_at, profile_default, rows_read, rows_loaded, "
-                           "rows_quarantined, findings, starter_reference, out_dir FROM runs "
-                           "ORDER BY started_at DESC LIMIT ?", [limit]).fetchall()
-    table = Table("run", "status", "started", "profile", "read", "loaded", "quarantined", "findings",
-                  "reference", "out")
+                           "rows_quarantined, findings, findings_new, findings_resolved, starter_reference, "
+                           "scope_key, out_dir FROM runs ORDER BY started_at DESC LIMIT ?", [limit]).fetchall()
+    table = Table("run", "status", "started", "profile", "read", "loaded", "quarantined", "findings", "new",
+                  "resolved", "reference", "scope", "out")
     for r in rows:
-        table.add_row(r[0], r[1], f"{r[2]:%Y-%m-%d %H:%M:%S}", r[3], *(str(v) if v is not None else "" for v in r[4:8]),
-                      "starter" if r[8] else "CMS" if r[8] is not None else "", r[9] or "")
+        table.add_row(r[0], r[1], f"{r[2]:%Y-%m-%d %H:%M:%S}", r[3], *(str(v) if v is not None else "" for v in r[4:10]),
+                      "starter" if r[10] else "CMS" if r[10] is not None else "", r[11] or "", r[12] or "")
     console.print(table)
 
 
@@ -151,6 +156,30 @@ def report(run_id: str, db: Path, out: Path | None) -> None:
     target.mkdir(parents=True, exist_ok=True)
     summary = pipeline.write_outputs(db, run_id, target, timings=json.loads(row[2] or "{}"))
     _print_summary(summary)
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@db_option
+def diff(run_a: str, run_b: str, db: Path) -> None:
+    """List the findings that changed from RUN_A to RUN_B (new and resolved)."""
+    from claimaudit import history
+
+    with connect(db, read_only=True) as con:
+        for run in (run_a, run_b):
+            if not one(con, "SELECT 1 FROM runs WHERE run_id = ?", [run]):
+                raise ClaimAuditError(f"no run {run!r} in {db} (see `claimaudit runs`)")
+        counts = history.diff_counts(con, run_a, run_b)
+        changes = history.diff(con, run_a, run_b)
+    console.print(f"{run_a} -> {run_b}: {counts['new']} new, {counts['recurring']} recurring, "
+                  f"{counts['resolved']} resolved")
+    table = Table("change", "rule", "severity", "claim:line", "code", "related", "at risk", "message")
+    for r in changes.iter_rows(named=True):
+        table.add_row(r["change"], r["rule_id"], r["severity"], f"{r['claim_id']}:{r['line_number']}",
+                      r["procedure_code"] or "", r["related_code"] or "",
+                      f"{r['amount_at_risk']:,.2f}" if r["amount_at_risk"] is not None else "", r["message"])
+    console.print(table)
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def new_run_id() -> str:
 
 
 def start_run(db: str | Path, *, profile: str = DEFAULT_PROFILE, mapping: str | None = None,
-              out: str | Path | None = None, run_id: str | None = None) -> dict:
+              out: str | Path | None = None, run_id: str | None = None, scope: str | None = None) -> dict:
     profiles = load_profiles()
     if profile not in profiles:
         raise ClaimAuditError(f"unknown profile {profile!r}; profiles: {', '.join(sorted(profiles))}")
@@ -58,9 +58,10 @@ def start_run(db: str | Path, *, profile: str = DEFAULT_PROFILE, mapping: str | 
     run_id = run_id or new_run_id()
     out_dir = Path(out) if out else DEFAULT_OUT / run_id
     with connect(db) as con:
-        con.execute("INSERT INTO runs (run_id, started_at, status, profile_default, mapping, code_version, out_dir) "
-                    "VALUES (?, now(), 'running', ?, ?, ?, ?)",
-                    [run_id, profile, mapping or "canonical", code_version(), str(out_dir)])
+        con.execute("INSERT INTO runs (run_id, started_at, status, profile_default, mapping, code_version, out_dir, "
+                    "scope_key) VALUES (?, now(), 'running', ?, ?, ?, ?, ?)",
+                    [run_id, profile, mapping or "canonical", code_version(), str(out_dir),
+                     f"label:{scope}" if scope else None])
     out_dir.mkdir(parents=True, exist_ok=True)
     return {"run_id": run_id, "out_dir": str(out_dir)}
 
@@ -168,11 +169,14 @@ def _write_quarantine(con, run_id: str, path: Path) -> None:
 
 
 def apply_rules(db: str | Path, run_id: str) -> dict:
+    from claimaudit import history
+
     with connect(db) as con:
         timings = run_rules(con, run_id)
+        changes = history.record(con, run_id)
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                    [run_id]).fetchall())
-    return {"timings": timings, "by_rule": by_rule}
+    return {"timings": timings, "by_rule": by_rule, "history": changes}
 
 
 FINDINGS_ORDER = "claim_id, line_number, rule_id, related_code, reference"
@@ -234,6 +238,9 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
                 "data_docs": "data-docs/index.html" if (out / "data-docs" / "index.html").exists() else None,
             },
             "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
+            "history": {"scope": run["scope_key"], "previous_run_id": run["previous_run_id"],
+                        "new": run["findings_new"], "recurring": run["findings_recurring"],
+                        "resolved": run["findings_resolved"]},
             "amount_at_risk": round(agg[1], 2),
             "timings": timings or {},
             "outputs": sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()) + ["summary.json"],
@@ -241,6 +248,9 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
         }
         con.execute("UPDATE runs SET status = 'completed', finished_at = now(), findings = ?, timings = ? "
                     "WHERE run_id = ?", [agg[0], json.dumps(timings or {}), run_id])
+        from claimaudit.report import render
+
+        summary["outputs"] += render(con, run_id, out, summary)
     summary["outputs"] = sorted(set(summary["outputs"]))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     return summary
@@ -256,14 +266,15 @@ def fail_run(db: str | Path, run_id: str, reason: str) -> None:
 
 
 def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
-              profile: str = DEFAULT_PROFILE, out: str | Path | None = None, data_quality: bool = True) -> dict:
+              profile: str = DEFAULT_PROFILE, out: str | Path | None = None, data_quality: bool = True,
+              scope: str | None = None) -> dict:
     """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json.
 
     ``data_quality=False`` skips the Great Expectations suite (the summary says so); the rules then
     see every loaded line."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    run = start_run(db, profile=profile, mapping=mapping, out=out)
+    run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
     run_id, out_dir = run["run_id"], run["out_dir"]
     try:
         t = time.perf_counter()

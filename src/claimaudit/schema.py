@@ -44,6 +44,8 @@ FINDINGS_COLUMNS = [
     "claim_id", "line_number", "patient_id", "rendering_npi", "date_of_service", "procedure_code",
     "related_code", "related_lines", "expected", "actual", "message", "recommended_action",
     "amount_at_risk", "predicted_carc", "reference",
+    "fingerprint",   # md5(rule_id|claim_id|line_number|related_code): stable across runs (history.py)
+    "status",        # new | recurring, against the previous run of the same scope
 ]
 
 SEVERITIES = ("error", "warning", "info")

@@ -1,0 +1,55 @@
+"""Charts as Vega-Lite specs (Altair), rendered to inline SVG by vl-convert: no scripts, fonts or
+images to fetch, so report.html works offline and prints."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+import vl_convert as vlc
+
+SEVERITY_COLORS = alt.Scale(domain=["error", "warning", "info"], range=["#b3261e", "#a15c00", "#2f5d8a"])
+FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
+
+
+def _svg(chart: alt.TopLevelMixin) -> str:
+    spec = chart.configure(font=FONT).configure_view(strokeWidth=0).to_dict()
+    svg = vlc.vegalite_to_svg(spec)
+    return svg[svg.index("<svg"):] if "<svg" in svg else svg
+
+
+def _records(frame: pl.DataFrame) -> list[dict]:
+    return [{k: (str(v) if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in frame.to_dicts()]
+
+
+def findings_by_rule(by_rule: pl.DataFrame) -> str | None:
+    if by_rule.is_empty():
+        return None
+    return _svg(alt.Chart(alt.Data(values=_records(by_rule))).mark_bar().encode(
+        x=alt.X("findings:Q", title="findings"),
+        y=alt.Y("rule_id:N", sort=None, title=None),
+        color=alt.Color("severity:N", scale=SEVERITY_COLORS, title="severity"),
+        tooltip=["rule_id:N", "findings:Q", "dollars_at_risk:Q"],
+    ).properties(width=460, height=max(120, 18 * by_rule.height)))
+
+
+def dollars_by(frame: pl.DataFrame, dim: str, title: str, top: int = 10) -> str | None:
+    data = frame.filter(pl.col("dollars_at_risk") > 0).head(top)
+    if data.is_empty():
+        return None
+    return _svg(alt.Chart(alt.Data(values=_records(data.with_columns(pl.col(dim).cast(pl.String))))).mark_bar(
+        color="#b3261e").encode(
+        x=alt.X("dollars_at_risk:Q", title="dollars at risk (errors)", axis=alt.Axis(format="$,.0f")),
+        y=alt.Y(f"{dim}:N", sort="-x", title=title),
+    ).properties(width=300, height=max(80, 20 * data.height)))
+
+
+def trend(frame: pl.DataFrame, measure: str, title: str) -> str | None:
+    if frame.is_empty() or frame["run_id"].n_unique() < 2:
+        return None
+    data = frame.with_columns(pl.col("started_at").dt.strftime("%Y-%m-%d %H:%M").alias("run"))
+    fmt = "$,.0f" if measure == "dollars_at_risk" else ",d"
+    return _svg(alt.Chart(alt.Data(values=_records(data.select("run", "family", measure)))).mark_line(point=True).encode(
+        x=alt.X("run:O", title="run", sort=None),
+        y=alt.Y(f"{measure}:Q", title=title, axis=alt.Axis(format=fmt)),
+        color=alt.Color("family:N", title="family"),
+    ).properties(width=460, height=220))

@@ -1,0 +1,157 @@
+"""report.html and report.xlsx: read back, self-contained, rendered in a real browser; history across runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from claimaudit import pipeline
+from claimaudit.schema import FINDINGS_COLUMNS
+from conftest import SAMPLE
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("report")
+    summary = pipeline.run_audit([SAMPLE], db=work / "w.duckdb", out=work / "run")
+    return work / "run", summary
+
+
+def test_xlsx_reads_back_with_every_sheet_and_finding(sample_run):
+    out, summary = sample_run
+    wb = openpyxl.load_workbook(out / "report.xlsx")
+    assert wb.sheetnames == ["Summary", "Findings", "By provider", "By rule", "Data quality", "Quarantine"]
+    ws = wb["Findings"]
+    assert [c.value for c in ws[1]] == FINDINGS_COLUMNS
+    assert ws.max_row - 1 == summary["findings"]["total"] == 22
+    assert ws.freeze_panes == "A2"
+    tables = list(ws.tables.values())                 # an Excel table: filter buttons over every row
+    assert len(tables) == 1 and tables[0].autoFilter.ref == f"A1:{ws.cell(1, ws.max_column).column_letter}{ws.max_row}"
+    amount = FINDINGS_COLUMNS.index("amount_at_risk") + 1
+    assert "$" in ws.cell(row=2, column=amount).number_format
+    assert wb["Quarantine"].max_row - 1 == summary["quarantined"] == 5
+    assert {c.value for c in wb["Data quality"]["A"][1:]} >= {"DQ-CODE-FORMAT", "DQ-NPI-CHECK-DIGIT"}
+    items = {r[0].value: r[1].value for r in wb["Summary"].iter_rows(min_row=2)}
+    assert items["findings"] == "22" and items["reconciles"] == "yes"
+
+
+class _Resources(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs, self.scripts_with_src, self.rows, self.headline = [], 0, 0, None
+        self._in_findings = self._in_headline = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.refs += [v for k, v in a.items() if k in ("src", "href", "data", "poster", "srcset") and v]
+        if tag == "script" and a.get("src"):
+            self.scripts_with_src += 1
+        if tag == "table" and a.get("id") == "findings":
+            self._in_findings = True
+        if self._in_findings and tag == "tr" and "data-sev" in a:
+            self.rows += 1
+        self._in_headline = a.get("id") == "headline-findings"
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_findings = False
+
+    def handle_data(self, data):
+        if self._in_headline:
+            self.headline, self._in_headline = data.strip(), False
+
+
+def test_html_is_self_contained_and_shows_the_findings(sample_run):
+    out, summary = sample_run
+    html = (out / "report.html").read_text(encoding="utf-8")
+    parsed = _Resources()
+    parsed.feed(html)
+    external = [r for r in parsed.refs if r.startswith(("http://", "https://", "//"))]
+    assert external == [] and parsed.scripts_with_src == 0
+    assert "url(http" not in html and "@import" not in html and "<link" not in html
+    assert parsed.refs == ["data-docs/index.html"]                     # the one link: local Data Docs
+    assert parsed.rows == summary["findings"]["total"] == int(parsed.headline)
+    assert html.count("<svg") >= 4 and "Starter reference set used" in html
+
+
+def test_history_new_recurring_resolved_and_diff(tmp_path):
+    db = tmp_path / "w.duckdb"
+    first = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "one", data_quality=False)
+    assert first["findings"]["total"] == 19 and first["history"]["previous_run_id"] is None
+    fixed = pl.read_csv(SAMPLE, infer_schema=False).with_columns(
+        # fix TIME-001 (CLM001302: bill 97110 x1) and MOD-001 (CLM001316: add GP)
+        pl.when((pl.col("claim_id") == "CLM001302") & (pl.col("line_number") == "2")).then(pl.lit("1"))
+        .otherwise(pl.col("units")).alias("units"),
+        pl.when(pl.col("claim_id") == "CLM001316").then(pl.lit("GP")).otherwise(pl.col("modifier_1")).alias("modifier_1"))
+    new_rows = fixed.filter(pl.col("claim_id") == "CLM001302").head(1).with_columns(
+        claim_id=pl.lit("CLM009999"), patient_id=pl.lit("PT29999"), procedure_code=pl.lit("99213"),
+        modifier_1=pl.lit(""), minutes=pl.lit(""))
+    new_rows = pl.concat([new_rows, new_rows.with_columns(line_number=pl.lit("2"))])     # an exact duplicate
+    second_input = tmp_path / "second.csv"
+    pl.concat([fixed, new_rows]).write_csv(second_input)
+    second = pipeline.run_audit([second_input], db=db, out=tmp_path / "two", data_quality=False)
+    h = second["history"]
+    assert h["previous_run_id"] == first["run_id"] and h["scope"] == first["history"]["scope"]
+    assert (h["new"], h["recurring"], h["resolved"]) == (1, 17, 2)
+    statuses = pl.read_parquet(tmp_path / "two" / "findings.parquet").group_by("status").len()
+    assert dict(statuses.iter_rows()) == {"new": 1, "recurring": 17}
+    html = (tmp_path / "two" / "report.html").read_text(encoding="utf-8")
+    assert "Resolved since the previous run" in html and html.count("<svg") >= 6          # + 2 trend charts
+
+    out = subprocess.run([sys.executable, "-m", "claimaudit", "diff", first["run_id"], second["run_id"], "--db", str(db)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "1 new, 17 recurring, 2 resolved" in out.stdout
+    assert "DUP-001" in out.stdout and "TIME-001" in out.stdout and "MOD-001" in out.stdout
+    # a different practice (other billing NPI) starts its own history
+    other = tmp_path / "other.csv"
+    pl.read_csv(SAMPLE, infer_schema=False).with_columns(billing_npi=pl.lit("1245319599")).write_csv(other)
+    third = pipeline.run_audit([other], db=db, out=tmp_path / "three", data_quality=False)
+    assert third["history"]["previous_run_id"] is None
+
+
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,2400"]
+
+
+def test_report_renders_in_headless_chromium_without_console_errors(sample_run, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver_path, "install Debian's chromium and chromium-driver (.ci/run does)"
+    out, summary = sample_run
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get((out / "report.html").resolve().as_uri())
+        charts = driver.execute_script("""
+            return Array.from(document.querySelectorAll('figure svg')).map(function (s) {
+                var r = s.getBoundingClientRect();
+                return {w: r.width, h: r.height, marks: s.querySelectorAll('path, rect, line, text').length};
+            });""")
+        assert len(charts) >= 4 and all(c["w"] > 50 and c["h"] > 50 and c["marks"] > 5 for c in charts), charts
+        # the findings table filters in the page itself
+        shown = driver.execute_script("""
+            var s = document.getElementById('f-sev'); s.value = 'error'; s.dispatchEvent(new Event('input'));
+            return +document.getElementById('shown-count').textContent;""")
+        assert shown == summary["findings"]["error"]
+        driver.save_screenshot(str(out / "report.png"))        # for people to look at
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+    finally:
+        driver.quit()
+    assert (out / "report.png").stat().st_size > 10_000
