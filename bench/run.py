@@ -46,7 +46,9 @@ def main() -> None:
                        stdout=subprocess.DEVNULL)
         refdata_s = time.perf_counter() - t
 
+        t = time.perf_counter()
         summary = pipeline.run_audit([data / f"claims.{args.format}"], db=db, out=work / "run")
+        wall_s = time.perf_counter() - t
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         timings, n = summary["timings"], summary["read"]
         rows = [("refdata import (once per quarter)", refdata_s, None)]
@@ -55,7 +57,9 @@ def main() -> None:
                  ("  GX suite validation only", timings["data_quality_validate"], n),
                  ("reference", timings["reference"], n), ("rules", timings["rules"], n)]
         rows += [(f"  rules: {name}", s, n) for name, s in timings["rule_files"].items()]
+        rows.append(("outputs (findings, reports, summary)", timings["outputs"], n))
         rows.append(("audit total (ingest..outputs)", timings["total"], n))
+        rows.append(("wall time of run_audit()", wall_s, n))
         print(f"\nclaimaudit benchmark: {n:,} lines ({args.format}), {summary['findings']['total']:,} findings, "
               f"{summary['quarantined']:,} quarantined; machine: {platform.machine()}, "
               f"{len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}")
@@ -64,6 +68,8 @@ def main() -> None:
             rate = f"{lines / seconds:,.0f}" if lines and seconds else ""
             print(f"{name:<38}{seconds:>9.2f}{rate:>14}")
         print(f"peak RSS of the audit process: {peak_mib:,.0f} MiB")
+        sizes = {p.name: p.stat().st_size for p in (work / "run").iterdir() if p.is_file()}
+        print("outputs: " + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in sorted(sizes.items())))
         print("findings by rule: " + ", ".join(f"{k} {v:,}" for k, v in summary["findings"]["by_rule"].items()))
     finally:
         if not args.keep and not args.work:

@@ -184,7 +184,9 @@ FINDINGS_ORDER = "claim_id, line_number, rule_id, related_code, reference"
 
 def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: dict | None = None,
                   extra: dict | None = None) -> dict:
-    """findings.csv/.parquet and summary.json in the run folder; the run is marked completed."""
+    """findings.csv/.parquet, quarantine.csv, report.html/.xlsx and summary.json; the run is marked completed."""
+    started = time.perf_counter()
+    timings = dict(timings or {})
     out = Path(out_dir)
     with connect(db) as con:
         _write_quarantine(con, run_id, out / "quarantine.csv")
@@ -251,6 +253,11 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
         from claimaudit.report import render
 
         summary["outputs"] += render(con, run_id, out, summary)
+        timings["outputs"] = round(time.perf_counter() - started, 3)
+        if "total" in timings:
+            timings["total"] = round(timings["total"] + timings["outputs"], 3)
+        summary["timings"] = timings
+        con.execute("UPDATE runs SET timings = ? WHERE run_id = ?", [json.dumps(timings), run_id])
     summary["outputs"] = sorted(set(summary["outputs"]))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     return summary
