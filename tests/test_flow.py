@@ -27,6 +27,20 @@ def test_flow_audits_the_sample_without_persisting_claim_data(prefect_harness, t
     assert pl.read_parquet(tmp_path / "run" / "findings.parquet").height == summary["findings"]["total"]
     after = set(storage.rglob("*")) if storage.exists() else set()
     assert after == before, "Prefect persisted task results"
+    # the run page shows the result: a markdown summary and a findings-by-rule table (counts only)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {"claimaudit-summary", "claimaudit-findings-by-rule"}
+    assert f"read {summary['read']} = loaded {summary['loaded']}" in by_key["claimaudit-summary"].data
+    table = by_key["claimaudit-findings-by-rule"].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert {r["rule"]: r["findings"] for r in table} == summary["findings"]["by_rule"]
+    assert "patient" not in json.dumps(table).lower() and "PT1" not in by_key["claimaudit-summary"].data
 
 
 def test_flow_turns_a_bad_input_into_a_failed_state_with_one_line(prefect_harness, tmp_path):
