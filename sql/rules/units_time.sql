@@ -16,6 +16,8 @@
 --  any profile:
 --    TIME-005 error   day+code an untimed per-session code billed with more than 1 unit that day
 -- Day- and code-level findings sit on the group's first line (claim_id, line_number order).
+-- Two phases, for speed: numeric sums for every day and code first; the lines, first line and the
+-- §20.2 bill text only for the few groups that produce a finding.
 -- Inputs: audit_lines, code_classes, profiles.
 WITH classed AS (
     SELECT l.*, coalesce(c.code_class, 'other') AS code_class, p.time_method, p.carc_units_time
@@ -24,52 +26,76 @@ WITH classed AS (
     JOIN profiles p ON p.profile = l.profile
 ), timed AS (
     SELECT * FROM classed WHERE code_class = 'timed_15'
-), days AS (
+), days AS (             -- phase 1: sums per day
     SELECT patient_id, rendering_npi, date_of_service, profile,
            any_value(time_method) AS time_method, any_value(carc_units_time) AS carc,
            bool_or(minutes IS NULL) AS unchecked,
-           sum(minutes) AS total_minutes,
-           sum(units) AS billed,
-           sum(line_amount) / sum(units) AS unit_amount,
-           arg_min(claim_id, (claim_id, line_number)) AS claim_id,
-           arg_min(line_number, (claim_id, line_number)) AS line_number,
-           arg_min(procedure_code, (claim_id, line_number)) AS procedure_code,
-           list(line_ref ORDER BY claim_id, line_number) AS related_lines
+           sum(minutes) AS total_minutes, sum(units) AS billed, sum(line_amount) / sum(units) AS unit_amount
     FROM timed
     GROUP BY patient_id, rendering_npi, date_of_service, profile
 ), checked_days AS (
     SELECT d.*, CASE WHEN total_minutes < 8 THEN 0 ELSE (total_minutes + 7) // 15 END AS allowed
     FROM days d WHERE NOT unchecked
-), codes AS (            -- per day and code: minutes, units, §20.2 floors and leftovers
+), codes AS (            -- phase 1: sums per day and code, §20.2 floors and leftovers
     SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile, t.procedure_code,
            sum(t.minutes) AS minutes, sum(t.units) AS units, sum(t.minutes) // 15 AS base,
-           sum(t.minutes) % 15 AS leftover, sum(t.line_amount) / sum(t.units) AS unit_amount,
+           sum(t.minutes) % 15 AS leftover, sum(t.line_amount) / sum(t.units) AS unit_amount
+    FROM timed t
+    SEMI JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    GROUP BY ALL
+), allocation AS (       -- the §20.2 bill: floors, then the remaining units to the largest leftovers
+    SELECT c.*, d.allowed, d.billed, d.total_minutes, d.carc AS d_carc,
+           c.base + CASE WHEN row_number() OVER day_by_leftover <= d.allowed - sum(c.base) OVER day THEN 1 ELSE 0 END
+               AS cms_units,
+           -- R = units left after the floors; a code is entitled to one of them only if fewer than R
+           -- codes of the day have strictly more leftover minutes (ties may go either way)
+           d.allowed - sum(c.base) OVER day AS remaining,
+           rank() OVER (day ORDER BY c.leftover DESC) - 1 AS codes_with_more_leftover
+    FROM codes c
+    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8
+    WINDOW day AS (PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile),
+           day_by_leftover AS (day ORDER BY c.leftover DESC, c.procedure_code)
+), t002 AS (             -- right total, split contradicts §20.2
+    SELECT * FROM allocation
+    WHERE billed = allowed
+      AND (units < base OR units > base + 1 OR (units = base + 1 AND codes_with_more_leftover >= remaining))
+), t004 AS (             -- CPT per-code rule
+    SELECT c.*, d.carc, CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END AS cpt_units
+    FROM codes c
+    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE d.time_method = 'cpt_per_code' AND c.units > CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END
+), flagged_days AS (     -- days with a day-level finding (TIME-001, TIME-003, TIME-006) or a TIME-002 code
+    SELECT patient_id, rendering_npi, date_of_service, profile FROM checked_days
+    WHERE time_method = 'cms_total' AND (total_minutes < 8 OR billed <> allowed)
+    UNION
+    SELECT patient_id, rendering_npi, date_of_service, profile FROM t002
+), day_lines AS (        -- phase 2: lines of the flagged days only
+    SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile,
+           arg_min(t.claim_id, (t.claim_id, t.line_number)) AS claim_id,
+           arg_min(t.line_number, (t.claim_id, t.line_number)) AS line_number,
+           arg_min(t.procedure_code, (t.claim_id, t.line_number)) AS procedure_code,
+           list(t.line_ref ORDER BY t.claim_id, t.line_number) AS related_lines
+    FROM timed t
+    SEMI JOIN flagged_days f USING (patient_id, rendering_npi, date_of_service, profile)
+    GROUP BY ALL
+), cms_bill AS (         -- phase 2: the §20.2 bill text of the flagged days only
+    SELECT a.patient_id, a.rendering_npi, a.date_of_service, a.profile,
+           string_agg(a.procedure_code || ' x' || a.cms_units::INTEGER || ' (' || a.minutes || ' min)', ', '
+                      ORDER BY a.cms_units DESC, a.procedure_code) FILTER (WHERE a.cms_units > 0) AS bill
+    FROM allocation a
+    SEMI JOIN flagged_days f USING (patient_id, rendering_npi, date_of_service, profile)
+    GROUP BY ALL
+), code_lines AS (       -- phase 2: lines of the flagged codes only (TIME-002, TIME-004)
+    SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile, t.procedure_code,
            arg_min(t.claim_id, (t.claim_id, t.line_number)) AS claim_id,
            arg_min(t.line_number, (t.claim_id, t.line_number)) AS line_number,
            list(t.line_ref ORDER BY t.claim_id, t.line_number) AS related_lines
     FROM timed t
-    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    SEMI JOIN (SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t002
+               UNION SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t004) k
+         USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
     GROUP BY ALL
-), allocation AS (       -- the §20.2 bill: floors, then the remaining units to the largest leftovers
-    SELECT c.*, d.allowed, d.billed, d.total_minutes, d.time_method, d.carc AS d_carc,
-           c.base + CASE WHEN row_number() OVER (
-                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile
-                   ORDER BY c.leftover DESC, c.procedure_code) <= d.allowed - sum(c.base) OVER (
-                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile)
-               THEN 1 ELSE 0 END AS cms_units,
-           -- R = units left after the floors; a code is entitled to one of them only if fewer than R
-           -- codes of the day have strictly more leftover minutes (ties may go either way)
-           d.allowed - sum(c.base) OVER (
-                   PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile) AS remaining,
-           rank() OVER (PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile
-                        ORDER BY c.leftover DESC) - 1 AS codes_with_more_leftover
-    FROM codes c
-    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
-), cms_bill AS (
-    SELECT patient_id, rendering_npi, date_of_service, profile,
-           string_agg(procedure_code || ' x' || cms_units::INTEGER || ' (' || minutes || ' min)', ', '
-                      ORDER BY cms_units DESC, procedure_code) FILTER (WHERE cms_units > 0) AS bill
-    FROM allocation GROUP BY ALL
 ), time_findings AS (
     -- TIME-007: timed line without minutes
     SELECT 'TIME-007' AS rule_id, 'warning' AS severity, t.claim_id, t.line_number, t.patient_id, t.rendering_npi,
@@ -85,7 +111,7 @@ WITH classed AS (
 
     UNION ALL  -- TIME-003: fewer than 8 timed minutes in the day, units billed (CMS)
     SELECT 'TIME-003', 'error', t.claim_id, t.line_number, t.patient_id, t.rendering_npi, t.date_of_service,
-           t.procedure_code, d.related_lines,
+           t.procedure_code, l.related_lines,
            '0 timed units (' || d.total_minutes || ' timed minutes that day)',
            t.units::INTEGER || ' unit(s) of ' || t.procedure_code,
            'The day has only ' || d.total_minutes || ' timed minutes in all; under the 8-minute rule fewer than 8 '
@@ -94,11 +120,12 @@ WITH classed AS (
            t.line_amount, d.carc, 'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2): under 8 minutes, no unit'
     FROM timed t
     JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    JOIN day_lines l USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cms_total' AND d.total_minutes < 8
 
     UNION ALL  -- TIME-001: more units than the day's minutes support (CMS)
-    SELECT 'TIME-001', 'error', d.claim_id, d.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
-           d.procedure_code, d.related_lines,
+    SELECT 'TIME-001', 'error', l.claim_id, l.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
+           l.procedure_code, l.related_lines,
            d.allowed || ' timed units (' || d.total_minutes || ' minutes)',
            d.billed::INTEGER || ' timed units',
            d.billed::INTEGER || ' timed units are billed for ' || d.total_minutes || ' timed minutes; the 8-minute '
@@ -108,24 +135,26 @@ WITH classed AS (
            round((d.billed - d.allowed) * d.unit_amount, 2), d.carc,
            'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2): units = floor((T + 7) / 15)'
     FROM checked_days d
+    JOIN day_lines l USING (patient_id, rendering_npi, date_of_service, profile)
     JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8 AND d.billed > d.allowed
 
     UNION ALL  -- TIME-006: fewer units than the minutes support (CMS)
-    SELECT 'TIME-006', 'info', d.claim_id, d.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
-           d.procedure_code, d.related_lines,
+    SELECT 'TIME-006', 'info', l.claim_id, l.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
+           l.procedure_code, l.related_lines,
            d.allowed || ' timed units (' || d.total_minutes || ' minutes)', d.billed::INTEGER || ' timed units',
            'Only ' || d.billed::INTEGER || ' timed units are billed for ' || d.total_minutes
                || ' documented timed minutes, which support ' || d.allowed || ': possible under-billing.',
            'Check the minutes and units against the treatment note; if the minutes are right, bill ' || b.bill || '.',
            0, 'none expected (under-billing)', 'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2)'
     FROM checked_days d
+    JOIN day_lines l USING (patient_id, rendering_npi, date_of_service, profile)
     JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8 AND d.billed < d.allowed
 
     UNION ALL  -- TIME-002: right total, split contradicts §20.2 (CMS)
-    SELECT 'TIME-002', 'warning', a.claim_id, a.line_number, a.patient_id, a.rendering_npi, a.date_of_service,
-           a.procedure_code, a.related_lines,
+    SELECT 'TIME-002', 'warning', l.claim_id, l.line_number, a.patient_id, a.rendering_npi, a.date_of_service,
+           a.procedure_code, l.related_lines,
            a.procedure_code || ' x' || CASE WHEN a.units < a.base THEN a.base ELSE a.base + (a.cms_units > a.base)::INTEGER END
                || ' (' || a.minutes || ' min)',
            a.procedure_code || ' x' || a.units::INTEGER,
@@ -135,47 +164,47 @@ WITH classed AS (
            'Re-split the units as ' || b.bill || '.',
            round(CASE WHEN a.units > a.base + 1 THEN (a.units - a.base - 1) * a.unit_amount
                       WHEN a.units = a.base + 1 THEN a.unit_amount ELSE 0 END, 2),
-           d_carc, 'CMS Pub 100-04 Ch.5 §20.2 unit allocation'
-    FROM allocation a
+           a.d_carc, 'CMS Pub 100-04 Ch.5 §20.2 unit allocation'
+    FROM t002 a
+    JOIN code_lines l USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
     JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
-    WHERE a.time_method = 'cms_total' AND a.total_minutes >= 8 AND a.billed = a.allowed
-      AND (a.units < a.base OR a.units > a.base + 1
-           OR (a.units = a.base + 1 AND a.codes_with_more_leftover >= a.remaining))
 
     UNION ALL  -- TIME-004: per-code midpoint rule (CPT profile)
-    SELECT 'TIME-004', 'error', c.claim_id, c.line_number, c.patient_id, c.rendering_npi, c.date_of_service,
-           c.procedure_code, c.related_lines,
-           (CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END) || ' unit(s) (' || c.minutes || ' min)',
+    SELECT 'TIME-004', 'error', l.claim_id, l.line_number, c.patient_id, c.rendering_npi, c.date_of_service,
+           c.procedure_code, l.related_lines,
+           c.cpt_units || ' unit(s) (' || c.minutes || ' min)',
            c.units::INTEGER || ' unit(s)',
-           c.procedure_code || ' has ' || c.minutes || ' documented minutes, which earn '
-               || (CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END)
+           c.procedure_code || ' has ' || c.minutes || ' documented minutes, which earn ' || c.cpt_units
                || ' unit(s) under the CPT per-code rule (a unit needs at least 8 minutes of that code), but '
                || c.units::INTEGER || ' are billed.',
            CASE WHEN c.minutes < 8 THEN 'Remove ' || c.procedure_code || ' (under 8 minutes earns no unit with this payer).'
-                ELSE 'Bill ' || c.procedure_code || ' x' || (c.minutes + 7) // 15 || '.' END,
-           round((c.units - CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END) * c.unit_amount, 2),
-           d.carc, 'CPT time rule, per code (midpoint: 8 minutes for a 15-minute unit)'
-    FROM codes c
-    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
-    WHERE d.time_method = 'cpt_per_code'
-      AND c.units > CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END
-), session_codes AS (    -- TIME-005: untimed per-session codes, more than 1 unit a day
+                ELSE 'Bill ' || c.procedure_code || ' x' || c.cpt_units || '.' END,
+           round((c.units - c.cpt_units) * c.unit_amount, 2),
+           c.carc, 'CPT time rule, per code (midpoint: 8 minutes for a 15-minute unit)'
+    FROM t004 c
+    JOIN code_lines l USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
+), sessions AS (         -- TIME-005 phase 1: untimed per-session codes, more than 1 unit a day
+    SELECT patient_id, rendering_npi, date_of_service, procedure_code, sum(units) AS units,
+           sum(line_amount) AS amount, any_value(carc_units_time) AS carc
+    FROM classed WHERE code_class = 'untimed_session'
+    GROUP BY ALL HAVING sum(units) > 1
+), session_codes AS (    -- TIME-005 phase 2: their lines
     SELECT 'TIME-005' AS rule_id, 'error' AS severity,
-           arg_min(claim_id, (claim_id, line_number)) AS claim_id,
-           arg_min(line_number, (claim_id, line_number)) AS line_number,
-           patient_id, rendering_npi, date_of_service, procedure_code,
-           list(line_ref ORDER BY claim_id, line_number) AS related_lines,
-           '1 unit per day' AS expected, sum(units)::INTEGER || ' units that day' AS actual,
-           procedure_code || ' is reported once per session (untimed), but ' || sum(units)::INTEGER
+           arg_min(c.claim_id, (c.claim_id, c.line_number)) AS claim_id,
+           arg_min(c.line_number, (c.claim_id, c.line_number)) AS line_number,
+           s.patient_id, s.rendering_npi, s.date_of_service, s.procedure_code,
+           list(c.line_ref ORDER BY c.claim_id, c.line_number) AS related_lines,
+           '1 unit per day' AS expected, any_value(s.units)::INTEGER || ' units that day' AS actual,
+           s.procedure_code || ' is reported once per session (untimed), but ' || any_value(s.units)::INTEGER
                || ' units are billed for this patient and provider that day.' AS message,
-           'Bill ' || procedure_code || ' x1 for the day.' AS recommended_action,
-           round(sum(line_amount) * (sum(units) - 1) / sum(units), 2) AS amount_at_risk,
-           any_value(carc_units_time) AS predicted_carc,
+           'Bill ' || s.procedure_code || ' x1 for the day.' AS recommended_action,
+           round(any_value(s.amount) * (any_value(s.units) - 1) / any_value(s.units), 2) AS amount_at_risk,
+           any_value(s.carc) AS predicted_carc,
            'untimed per-session code (billing-rules.md §3.3; data/reference/code_classes.csv)' AS reference
-    FROM classed
-    WHERE code_class = 'untimed_session'
-    GROUP BY patient_id, rendering_npi, date_of_service, procedure_code
-    HAVING sum(units) > 1
+    FROM sessions s
+    JOIN classed c USING (patient_id, rendering_npi, date_of_service, procedure_code)
+    WHERE c.code_class = 'untimed_session'
+    GROUP BY s.patient_id, s.rendering_npi, s.date_of_service, s.procedure_code
 )
 SELECT rule_id, 'units_time' AS family, severity, claim_id, line_number, patient_id, rendering_npi,
        date_of_service, procedure_code, NULL AS related_code, related_lines, expected, actual, message,
