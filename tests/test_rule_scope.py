@@ -76,3 +76,24 @@ def test_every_finding_on_the_sample_fills_the_schema(tmp_path):
     assert set(f["severity"]) <= set(SEVERITIES) and set(f["family"]) <= set(FAMILIES)
     ptp = f.filter(pl.col("family") == "ncci_ptp")
     assert ptp["related_code"].null_count() == 0
+
+
+def test_findings_do_not_depend_on_input_order(tmp_path):
+    """Same inputs, same findings: a day billed to two payers (two profiles) and a PTP pair whose two
+    column-1 lines bypass with different modifiers must give identical findings in either row order."""
+    rows = [line("A", 1, "97035", "GP", units=2, minutes=30, dos=D, profile="medicare"),
+            line("B", 1, "97035", "GP", units=1, minutes=15, dos=D, profile="commercial_cpt"),
+            line("A", 2, "97161", "GP", dos=D, profile="medicare"),
+            line("B", 2, "97161", "GP", dos=D, profile="commercial_cpt"),
+            line("C", 1, "97140", "GP", "59", minutes=15, dos="2024-06-05"),
+            line("C", 2, "97140", "GP", "XS", minutes=15, dos="2024-06-05"),
+            line("C", 3, "97530", "GP", minutes=15, dos="2024-06-05")]
+    first = audit_lines(tmp_path, *rows, reference=refs(tmp_path), name="forward")
+    second = audit_lines(tmp_path, *reversed(rows), reference=refs(tmp_path), name="reversed")
+    key = ["rule_id", "claim_id", "line_number", "related_code"]
+    a, b = (f.drop("run_id").sort(key) for f in (first, second))
+    assert {"MUE-002", "TIME-005", "PTP-003"} <= set(a["rule_id"])
+    assert a.equals(b)
+    # a group spanning two payers takes its CARC from its first line (claim A, Medicare), not any line
+    mue = a.filter(pl.col("rule_id") == "MUE-002").row(0, named=True)
+    assert (mue["claim_id"], mue["predicted_carc"]) == ("A", "CO-96 + N362 (Noridian) or CO-151 (CGS)")

@@ -7,13 +7,18 @@
 WITH keyed AS (
     SELECT l.*, list_sort(l.modifiers) AS modifier_key
     FROM audit_lines l
-), grouped AS (
-    SELECT k.*,
+), duplicate_keys AS (   -- phase 1: only keys that occur more than once
+    SELECT patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units, count(*) AS copies
+    FROM keyed
+    GROUP BY ALL
+    HAVING count(*) > 1
+), grouped AS (          -- phase 2: order and list the lines of those keys only
+    SELECT k.*, d.copies,
            row_number() OVER w AS copy_number,
-           count(*) OVER w_all AS copies,
            first_value(line_ref) OVER w AS original_line,
            list(line_ref) OVER w_all AS group_lines
     FROM keyed k
+    JOIN duplicate_keys d USING (patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units)
     WINDOW w AS (PARTITION BY patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units
                  ORDER BY claim_id, line_number),
            w_all AS (PARTITION BY patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units

@@ -18,20 +18,28 @@ WITH lines AS (
            line_amount AS amount_at_risk, carc_mue, version, source_name, source_line
     FROM lines
     WHERE mai = 1 AND units > mue_value
-), day_edits AS (
-    SELECT 'MUE-002' AS rule_id,
-           arg_min(claim_id, (claim_id, line_number)) AS claim_id,
-           arg_min(line_number, (claim_id, line_number)) AS line_number,
-           patient_id, rendering_npi, date_of_service, procedure_code,
-           list(line_ref ORDER BY claim_id, line_number) AS related_lines,
-           sum(units) AS billed, any_value(mue_value) AS mue_value, any_value(mai) AS mai,
-           any_value(mue_adjudication_text) AS mue_adjudication_text,
-           sum(line_amount) AS amount_at_risk, any_value(carc_mue) AS carc_mue,
-           any_value(version) AS version, any_value(source_name) AS source_name, any_value(source_line) AS source_line
+), day_over AS (        -- phase 1: day + code sums over the MUE value (MAI 2/3)
+    SELECT patient_id, rendering_npi, date_of_service, procedure_code, sum(units) AS billed
     FROM lines
     WHERE mai IN (2, 3)
     GROUP BY patient_id, rendering_npi, date_of_service, procedure_code
     HAVING sum(units) > any_value(mue_value)
+), day_edits AS (        -- phase 2: the lines of those days only
+    SELECT 'MUE-002' AS rule_id,
+           arg_min(l.claim_id, (l.claim_id, l.line_number)) AS claim_id,
+           arg_min(l.line_number, (l.claim_id, l.line_number)) AS line_number,
+           o.patient_id, o.rendering_npi, o.date_of_service, o.procedure_code,
+           list(l.line_ref ORDER BY l.claim_id, l.line_number) AS related_lines,
+           any_value(o.billed) AS billed, any_value(l.mue_value) AS mue_value, any_value(l.mai) AS mai,
+           any_value(l.mue_adjudication_text) AS mue_adjudication_text,
+           sum(l.line_amount) AS amount_at_risk,
+           arg_min(l.carc_mue, (l.claim_id, l.line_number)) AS carc_mue,   -- first line's profile: deterministic
+           any_value(l.version) AS version, any_value(l.source_name) AS source_name,
+           any_value(l.source_line) AS source_line
+    FROM day_over o
+    JOIN lines l USING (patient_id, rendering_npi, date_of_service, procedure_code)
+    WHERE l.mai IN (2, 3)
+    GROUP BY o.patient_id, o.rendering_npi, o.date_of_service, o.procedure_code
 )
 SELECT e.rule_id, 'mue' AS family, 'error' AS severity,
        e.claim_id, e.line_number, e.patient_id, e.rendering_npi, e.date_of_service, e.procedure_code,

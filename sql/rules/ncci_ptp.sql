@@ -84,8 +84,8 @@ SELECT f.rule_id,
               || ', supported by documentation'
          ELSE 'documentation of a distinct service' END AS expected,
        CASE f.rule_id
-         WHEN 'PTP-003' THEN 'bypassed by ' || any_value(f.bypassed_by)
-         ELSE 'billed with ' || f.column_1 || ' (' || string_agg(DISTINCT f.c1_ref, ', ') || '); modifiers on '
+         WHEN 'PTP-003' THEN 'bypassed by ' || min(f.bypassed_by)
+         ELSE 'billed with ' || f.column_1 || ' (' || string_agg(DISTINCT f.c1_ref, ', ' ORDER BY f.c1_ref) || '); modifiers on '
               || f.column_2 || ': ' || coalesce(nullif(array_to_string(any_value(f.c2_mods), ' '), ''), 'none')
        END AS actual,
        CASE f.rule_id
@@ -95,7 +95,7 @@ SELECT f.rule_id,
          WHEN 'PTP-002' THEN f.procedure_code || ' is the column-2 code of an NCCI edit with ' || f.column_1
               || ' billed the same day; without an NCCI-associated modifier it will be denied.'
          ELSE f.procedure_code || ' with ' || f.column_1 || ' is an NCCI pair bypassed by '
-              || any_value(f.bypassed_by) || ': payable only if the record shows a distinct service.'
+              || min(f.bypassed_by) || ': payable only if the record shows a distinct service.'
        END AS message,
        CASE f.rule_id
          WHEN 'PTP-001' THEN 'Remove ' || f.procedure_code || ' (or correct the code if it was keyed in error); '

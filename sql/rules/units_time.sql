@@ -185,7 +185,8 @@ WITH classed AS (
     JOIN code_lines l USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
 ), sessions AS (         -- TIME-005 phase 1: untimed per-session codes, more than 1 unit a day
     SELECT patient_id, rendering_npi, date_of_service, procedure_code, sum(units) AS units,
-           sum(line_amount) AS amount, any_value(carc_units_time) AS carc
+           sum(line_amount) AS amount,
+           arg_min(carc_units_time, (claim_id, line_number)) AS carc     -- first line's profile: deterministic
     FROM classed WHERE code_class = 'untimed_session'
     GROUP BY ALL HAVING sum(units) > 1
 ), session_codes AS (    -- TIME-005 phase 2: their lines
