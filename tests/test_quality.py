@@ -60,8 +60,9 @@ def test_suite_covers_the_issue_list_and_every_expectation_has_a_fixture():
 def test_each_expectation_fails_on_its_fixture_and_only_there(tmp_path):
     rows = [GOOD] + [{**GOOD, "claim_id": f"B{i}", **change} if "claim_id" not in change else {**GOOD, **change}
                      for i, change in enumerate(FAILING.values())]
-    frame = pl.DataFrame(rows, schema_overrides={"modifiers": pl.List(pl.String), "diagnosis_codes": pl.List(pl.String),
-                                                 "assistant_minutes": pl.Int32, "line_number": pl.Int32})  # noqa: F841
+    frame = pl.DataFrame(rows, schema_overrides={  # noqa: F841 (DuckDB reads it by name below)
+        "modifiers": pl.List(pl.String), "diagnosis_codes": pl.List(pl.String), "assistant_minutes": pl.Int32,
+        "line_number": pl.Int32})
     db = tmp_path / "dq.duckdb"
     with duckdb.connect(str(db)) as con:
         con.execute("CREATE TABLE fixture AS SELECT * REPLACE (units::DECIMAL(9,2) AS units, "

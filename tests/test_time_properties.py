@@ -69,7 +69,7 @@ def day_strategy(draw):
     mode = draw(st.sampled_from(["cms", "cms_moved", "cms_moved", "cms_moved", "cpt", "any"]))
     splits = sorted(s for s in valid_cms_splits(minutes) if min(s) > 0)
     if mode.startswith("cms") and splits:
-        billed = dict(zip(sorted(codes), draw(st.sampled_from(splits))))
+        billed = dict(zip(sorted(codes), draw(st.sampled_from(splits)), strict=True))
         if mode == "cms_moved" and len(codes) > 1:
             give, take = draw(st.permutations(sorted(codes)))[:2]
             if billed[give] > 1:

@@ -285,7 +285,7 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
     run_id, out_dir = run["run_id"], run["out_dir"]
     try:
         t = time.perf_counter()
-        counts = ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
+        ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
         timings["ingest"] = round(time.perf_counter() - t, 3)
         if data_quality:
             t = time.perf_counter()

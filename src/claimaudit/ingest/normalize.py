@@ -98,7 +98,7 @@ def normalize(raw: RawFile, mapping: Mapping, *, default_profile: str, known_pro
         billing_npi=s("billing_npi").str.replace(_EXCEL_FLOAT, ""),
         payer=s("payer"),
         profile=pl.coalesce(s("profile").str.to_lowercase(), profile_from_payer, pl.lit(default_profile)),
-        date_of_service=_date(f"__s_date_of_service", fmt("date_of_service")),
+        date_of_service=_date("__s_date_of_service", fmt("date_of_service")),
         procedure_code=s("procedure_code").str.to_uppercase(),
         modifiers=_split_list(mod_cols, mapping.modifier_separator),
         units=_number("__s_units").cast(pl.Decimal(9, 2), strict=False),

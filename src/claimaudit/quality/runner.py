@@ -65,7 +65,7 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
     broken = [r for r in results if r["error"]]
     if broken:
         raise ClaimAuditError(f"the data-quality suite could not evaluate {broken[0]['id']}: {broken[0]['error']}")
-    moved = flagged = 0
+    flagged = 0
     with connect(db) as con:
         lines = con.execute("SELECT count(*) FROM claim_lines WHERE run_id = ?", [run_id]).fetchall()[0][0]
         for r in results:     # row-query expectations report a count only
@@ -91,7 +91,6 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
             con.execute("INSERT INTO dq_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [run_id, r["id"], r["level"], r["type"], r["description"], r["action"], r["success"],
                          r["unexpected_count"], r["unexpected_percent"], json.dumps(r["examples"], default=str), rows])
-            moved += rows if r["level"] == "blocking" else 0
             flagged += rows if r["level"] != "blocking" else 0
         quarantined = _quarantine_blocking(con, run_id)
         con.execute("COMMIT")

@@ -87,17 +87,13 @@ def _norm(cell: str | None) -> str:
     return re.sub(r"\s+", " ", cell or "").strip().lower()
 
 
-def _cells_to_frame(cells: list[list[str]], width: int) -> pl.DataFrame:
-    return pl.DataFrame({f"c{i}": [row[i] if i < len(row) else None for row in cells] for i in range(width)})
-
-
 # ---------------------------------------------------------------- PTP
 
 def _ptp_header_end(first_cells: pl.DataFrame) -> int:
     """Index of the first data row: after the 'Column 1 | Column 2' header and its wrapped lines."""
-    c0 = first_cells["c0"].map_elements(_norm, return_dtype=pl.String).to_list()
-    c1 = first_cells["c1"].map_elements(_norm, return_dtype=pl.String).to_list()
-    for i, (a, b) in enumerate(zip(c0, c1)):
+    c0 = [_norm(v) for v in first_cells["c0"].to_list()]     # at most 50 preamble rows
+    c1 = [_norm(v) for v in first_cells["c1"].to_list()]
+    for i, (a, b) in enumerate(zip(c0, c1, strict=True)):
         if a.replace(" ", "") == "column1" and b.replace(" ", "") == "column2":
             j = i + 1
             while j < len(c0) and c0[j] == "" and c1[j] == "":   # wrapped header lines
@@ -132,7 +128,7 @@ def _parse_ptp_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
     bad = typed.filter(pl.col("reason").is_not_null()).select("line", "reason")
     good = typed.filter(pl.col("reason").is_null()).select(
         *PTP_FIELDS[:5], pl.col("modifier_indicator"), "rationale", source_line=pl.col("line"))
-    return good, bad.rename({"line": "line"}).to_dicts()
+    return good, bad.to_dicts()
 
 
 def parse_ptp_text(text: str) -> tuple[pl.DataFrame, list[dict]]:
@@ -167,7 +163,7 @@ def parse_ptp_grid(grid: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
 # ---------------------------------------------------------------- MUE
 
 def _mue_header_index(c0: list[str], c1: list[str]) -> int:
-    for i, (a, b) in enumerate(zip(c0, c1)):
+    for i, (a, b) in enumerate(zip(c0, c1, strict=True)):
         a, b = _norm(a).replace(" ", ""), _norm(b)
         if "hcpcs" in a and "cptcode" in a and "mue" in b:
             return i
