@@ -85,6 +85,7 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
                       "bytes": raw.bytes, "file_format": raw.file_format,
                       "rows_read": raw.frame.height + raw.rejects.height})
     result = split(pl.concat(typed, how="diagonal_relaxed"), raw_columns, [r for r in rejects if r.height])
+    del typed, raw                       # the raw strings: only the quarantined rows' copies are needed now
     loaded, quarantined = result.loaded, result.quarantined
     read = sum(f["rows_read"] for f in files)
     if read != loaded.height + quarantined.height:     # a bug, never a data problem: stop loudly

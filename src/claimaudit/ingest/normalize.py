@@ -24,13 +24,13 @@ RAW = "__raw_"                           # prefix of the original columns while 
 _TIME_SUFFIX = r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$"
 
 
-def _text(col: str) -> pl.Expr:
+def _text(col: str | pl.Expr) -> pl.Expr:
     """Trimmed text; empty cells are NULL."""
-    e = pl.col(col).cast(pl.String).str.strip_chars()
+    e = (pl.col(col) if isinstance(col, str) else col).cast(pl.String).str.strip_chars()
     return pl.when(e == "").then(None).otherwise(e)
 
 
-def _date(col: str, formats: list[str]) -> pl.Expr:
+def _date(col: str | pl.Expr, formats: list[str]) -> pl.Expr:
     """First format that parses. ``%Y`` happily reads "3/6/24" as the year 24, so a result before 1900
     counts as a miss and the next format (``%y``) gets its turn."""
     base = _text(col).str.replace(_TIME_SUFFIX, "")
@@ -38,11 +38,11 @@ def _date(col: str, formats: list[str]) -> pl.Expr:
     return pl.coalesce([pl.when(p.dt.year() >= 1900).then(p) for p in parsed])
 
 
-def _number(col: str) -> pl.Expr:
+def _number(col: str | pl.Expr) -> pl.Expr:
     return _text(col).str.replace_all(r"[$,]", "")
 
 
-def _integer(col: str) -> pl.Expr:
+def _integer(col: str | pl.Expr) -> pl.Expr:
     return _number(col).str.replace(_EXCEL_FLOAT, "").cast(pl.Int32, strict=False)
 
 
@@ -54,8 +54,8 @@ def _split_list(cols: list[str], separator: str) -> pl.Expr:
 
 
 def normalize(raw: RawFile, mapping: Mapping, *, default_profile: str, known_profiles: set[str],
-              source_file: str) -> pl.DataFrame:
-    """Type one file's records; the result keeps the raw columns and adds canonical ones and ``__reason``."""
+              source_file: str) -> pl.LazyFrame:
+    """Type one file's records (lazily); the result keeps the raw columns and adds canonical ones and ``__reason``."""
     frame = raw.frame.rename({c: RAW + c for c in raw.frame.columns if c != LINE})
     present = {c for c in raw.frame.columns if c != LINE}
     constants = {c: v for c, v in mapping.constants.items()}
@@ -72,25 +72,24 @@ def normalize(raw: RawFile, mapping: Mapping, *, default_profile: str, known_pro
                          f"{', '.join(mapping.source_for(c) for c in missing)} for mapping {mapping.name!r}{hint}; "
                          f"found: {header}")
 
-    def col(canonical: str) -> pl.Expr:
+    def s(canonical: str) -> pl.Expr:
+        """The canonical column's trimmed text, as an expression over the raw column (or a constant)."""
         if canonical in constants:
             return pl.lit(constants[canonical], pl.String)
         name = src(canonical)
         return _text(RAW + name) if name else pl.lit(None, pl.String)
 
-    work = frame.with_columns(
-        [col(c).alias(f"__s_{c}") for c in CLAIM_LINE_SCHEMA if c not in {"modifiers", "diagnosis_codes",
-                                                                          "source_file", "source_row"}])
     mod_cols = [mapping.modifier_column] if mapping.modifier_column else mapping.modifier_columns
     mod_cols = [RAW + c for c in mod_cols if c in present]
     dx_cols = [RAW + c for c in mapping.diagnosis_columns if c in present]
-    s = lambda c: pl.col(f"__s_{c}")  # noqa: E731
 
+    # Lazy: the trimmed texts stay expressions, so only the typed columns, the reason and the raw
+    # columns (shared buffers, no copy) are ever materialized.
     payer_map = mapping.payer_profiles
     profile_from_payer = (s("payer").str.to_uppercase().replace_strict(payer_map, default=None, return_dtype=pl.String)
                           if payer_map else pl.lit(None, pl.String))
     fmt = mapping.formats_for
-    typed = work.with_columns(
+    typed = frame.lazy().with_columns(
         claim_id=s("claim_id"),
         line_number=s("line_number").str.replace(_EXCEL_FLOAT, "").cast(pl.Int32, strict=False),
         patient_id=s("patient_id"),
@@ -98,18 +97,18 @@ def normalize(raw: RawFile, mapping: Mapping, *, default_profile: str, known_pro
         billing_npi=s("billing_npi").str.replace(_EXCEL_FLOAT, ""),
         payer=s("payer"),
         profile=pl.coalesce(s("profile").str.to_lowercase(), profile_from_payer, pl.lit(default_profile)),
-        date_of_service=_date("__s_date_of_service", fmt("date_of_service")),
+        date_of_service=_date(s("date_of_service"), fmt("date_of_service")),
         procedure_code=s("procedure_code").str.to_uppercase(),
         modifiers=_split_list(mod_cols, mapping.modifier_separator),
-        units=_number("__s_units").cast(pl.Decimal(9, 2), strict=False),
-        minutes=_integer("__s_minutes"),
-        charge_amount=_number("__s_charge_amount").cast(pl.Decimal(12, 2), strict=False),
-        allowed_amount=_number("__s_allowed_amount").cast(pl.Decimal(12, 2), strict=False),
+        units=_number(s("units")).cast(pl.Decimal(9, 2), strict=False),
+        minutes=_integer(s("minutes")),
+        charge_amount=_number(s("charge_amount")).cast(pl.Decimal(12, 2), strict=False),
+        allowed_amount=_number(s("allowed_amount")).cast(pl.Decimal(12, 2), strict=False),
         place_of_service=s("place_of_service").str.replace(_EXCEL_FLOAT, "").str.zfill(2),
         diagnosis_codes=_split_list(dx_cols, mapping.diagnosis_separator).list.eval(
             pl.element().str.replace_all(r"\.", "")),
         provider_discipline=s("provider_discipline").str.to_uppercase(),
-        assistant_minutes=_integer("__s_assistant_minutes"),
+        assistant_minutes=_integer(s("assistant_minutes")),
         source_file=pl.lit(source_file),
         source_row=pl.col(LINE),
     )
@@ -141,8 +140,6 @@ def normalize(raw: RawFile, mapping: Mapping, *, default_profile: str, known_pro
         (~pl.col("profile").is_in(sorted(known_profiles)), pl.format("unknown_profile:{}", pl.col("profile"))),
     ]
     reason = pl.coalesce([pl.when(cond.fill_null(False)).then(label) for cond, label in checks])
-    typed = typed.with_columns(__reason=reason)
-
     return typed.with_columns(__reason=reason)
 
 
@@ -152,7 +149,7 @@ class Normalized:
     quarantined: pl.DataFrame   # original columns + reason, source_file, source_line
 
 
-def split(typed: pl.DataFrame, raw_columns: list[str], rejects: list[pl.DataFrame]) -> Normalized:
+def split(typed: pl.LazyFrame, raw_columns: list[str], rejects: list[pl.DataFrame]) -> Normalized:
     """Split typed records (from every file of the run) into loaded lines and quarantine rows.
 
     claim_id + line_number must be unique in a run: a later occurrence of a key (in input order) is
@@ -160,8 +157,9 @@ def split(typed: pl.DataFrame, raw_columns: list[str], rejects: list[pl.DataFram
     """
     valid = pl.col("__reason").is_null()
     later = pl.struct("claim_id", "line_number").is_first_distinct().not_().over(valid)
+    keep = [*CLAIM_LINE_SCHEMA, "source_row", "__reason", *[RAW + c for c in raw_columns]]
     typed = typed.with_columns(__reason=pl.when(valid & later).then(pl.lit("duplicate_claim_line"))
-                               .otherwise(pl.col("__reason")))
+                               .otherwise(pl.col("__reason"))).select(list(dict.fromkeys(keep))).collect()
     quarantined = typed.filter(pl.col("__reason").is_not_null()).select(
         *[pl.col(RAW + c).alias(c) for c in raw_columns], reason=pl.col("__reason"), source_file=pl.col("source_file"), source_line=pl.col("source_row"))
     if rejects:
