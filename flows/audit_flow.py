@@ -17,6 +17,7 @@ from prefect.states import Failed
 
 from claimaudit import pipeline
 from claimaudit.errors import ClaimAuditError
+from claimaudit.locking import warehouse_lock
 
 _TASK = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 
@@ -76,8 +77,16 @@ def _summary_markdown(summary: dict) -> str:
 @flow(name="claimaudit-audit", log_prints=False, persist_result=False)
 def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | None = None,
                profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None, data_quality: bool = True,
-               scope: str | None = None):
+               scope: str | None = None, wait: float = 0):
     """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only)."""
+    try:
+        with warehouse_lock(db, wait=wait):
+            return _audit(inputs, db, mapping, profile, out, data_quality, scope)
+    except ClaimAuditError as exc:          # the warehouse is busy
+        return Failed(message=str(exc))
+
+
+def _audit(inputs, db, mapping, profile, out, data_quality, scope):
     started = time.perf_counter()
     run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
     if "error" in run:

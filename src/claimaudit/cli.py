@@ -70,11 +70,13 @@ def _print_summary(summary: dict) -> None:
 @click.option("--scope", help="History label: runs with the same scope are compared (default: the practice's NPIs).")
 @click.option("--no-data-quality", is_flag=True,
               help="Skip the Great Expectations suite (faster ad-hoc runs; the summary records it).")
+@click.option("--wait", type=float, default=0, show_default=True,
+              help="Seconds to wait for another run holding the warehouse (default: fail at once).")
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
-          no_prefect: bool, no_data_quality: bool, scope: str | None) -> None:
+          no_prefect: bool, no_data_quality: bool, scope: str | None, wait: float) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
     args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
-                data_quality=not no_data_quality, scope=scope)
+                data_quality=not no_data_quality, scope=scope, wait=wait)
     if no_prefect:
         summary = pipeline.run_audit([str(p) for p in inputs], **args)
     else:
@@ -85,6 +87,41 @@ def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path
             raise ClaimAuditError(state.message or "the audit flow failed")
         summary = state.result()
     _print_summary(summary)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--mapping", help="Column mapping: a preset name (see docs/mappings.md) or a YAML file.")
+@click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True,
+              help="Rule profile for lines whose payer is not mapped to one.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default ./audit-out/<run_id>/).")
+@db_option
+@click.option("--scope", help="The ledger and history this folder feeds (default: the folder's path).")
+@click.option("--full", is_flag=True, help="Re-audit every day of the ledger, not only the changed ones.")
+@click.option("--no-data-quality", is_flag=True, help="Skip the Great Expectations suite.")
+@click.option("--settle", type=float, default=0, show_default=True,
+              help="Leave files modified less than this many seconds ago for the next run (still being written).")
+@click.option("--wait", type=float, default=0, show_default=True,
+              help="Seconds to wait for another run holding the warehouse (default: fail at once).")
+@click.option("--notify", "notify_url", envvar="CLAIMAUDIT_NOTIFY",
+              help="Apprise URL for a completion message (headline numbers only, no claim data).")
+def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, db: Path, scope: str | None,
+            full: bool, no_data_quality: bool, settle: float, wait: float, notify_url: str | None) -> None:
+    """Incremental audit of a landing folder: new or corrected files only, history merged (docs/scheduling.md)."""
+    from claimaudit.notify import notify
+
+    summary = pipeline.run_landing(folder, db=str(db), mapping=mapping, profile=profile,
+                                   out=str(out) if out else None, scope=scope, full=full,
+                                   data_quality=not no_data_quality, settle_seconds=settle, wait=wait)
+    info = summary["landing"]
+    console.print(f"landing {folder}: {len(info['files_new'])} new file(s), {len(info['files_skipped'])} already "
+                  f"seen (skipped), {len(info['files_deferred'])} still being written; {info['claims_replaced']} "
+                  f"claim(s) replaced; audited {info['lines_audited']} lines on {info['days_audited']} changed days"
+                  + (f"; recovered abandoned run(s) {', '.join(info['abandoned_runs'])}" if info["abandoned_runs"] else ""))
+    _print_summary(summary)
+    if notify_url:
+        notify(notify_url, summary)
 
 
 @cli.group()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
+import signal
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -67,7 +69,7 @@ def start_run(db: str | Path, *, profile: str = DEFAULT_PROFILE, mapping: str | 
 
 
 def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: str | None = None,
-           profile: str = DEFAULT_PROFILE, out_dir: str | Path) -> dict:
+           profile: str = DEFAULT_PROFILE, out_dir: str | Path, keys_per_file: bool = False) -> dict:
     """Read every input, load good lines into claim_lines, quarantine the rest; read = loaded + quarantined."""
     if not inputs:
         raise InputError("no input files given")
@@ -84,7 +86,8 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
         files.append({"source_file": source, "path": str(Path(path).resolve()), "sha256": raw.sha256,
                       "bytes": raw.bytes, "file_format": raw.file_format,
                       "rows_read": raw.frame.height + raw.rejects.height})
-    result = split(pl.concat(typed, how="diagonal_relaxed"), raw_columns, [r for r in rejects if r.height])
+    result = split(pl.concat(typed, how="diagonal_relaxed"), raw_columns, [r for r in rejects if r.height],
+                   keys_per_file=keys_per_file)
     del typed, raw                       # the raw strings: only the quarantined rows' copies are needed now
     loaded, quarantined = result.loaded, result.quarantined
     read = sum(f["rows_read"] for f in files)
@@ -170,11 +173,13 @@ def _write_quarantine(con, run_id: str, path: Path) -> None:
 
 
 def apply_rules(db: str | Path, run_id: str) -> dict:
-    from claimaudit import history
+    from claimaudit import history, landing
 
     with connect(db) as con:
         timings = run_rules(con, run_id)
+        carried = landing.carry_forward(con, run_id)      # incremental runs: findings of untouched days
         changes = history.record(con, run_id)
+        changes["carried_forward"] = carried
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                    [run_id]).fetchall())
     return {"timings": timings, "by_rule": by_rule, "history": changes}
@@ -273,36 +278,105 @@ def fail_run(db: str | Path, run_id: str, reason: str) -> None:
         pass
 
 
+def _direct(name: str, fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quality: bool, timings: dict,
+                 started: float, extra: dict | None = None, step=_direct) -> dict:
+    """data quality -> reference check -> rules -> outputs, for lines already in claim_lines."""
+    if data_quality:
+        t = time.perf_counter()
+        quality = step("data-quality", check_quality, db, run_id, out_dir)
+        timings["data_quality"] = round(time.perf_counter() - t, 3)
+        timings["data_quality_validate"] = quality["seconds"]["validate"]
+    t = time.perf_counter()
+    ref = step("reference-check", check_reference, db, run_id)
+    timings["reference"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    rules = step("rules", apply_rules, db, run_id)
+    timings["rules"] = round(time.perf_counter() - t, 3)
+    timings["rule_files"] = rules["timings"]
+    _crash_point("rules")
+    timings["total"] = round(time.perf_counter() - started, 3)
+    return step("outputs", write_outputs, db, run_id, out_dir, timings=timings,
+                extra={"unchecked_lines": ref["unchecked_lines"], **(extra or {})})
+
+
 def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
               profile: str = DEFAULT_PROFILE, out: str | Path | None = None, data_quality: bool = True,
-              scope: str | None = None) -> dict:
+              scope: str | None = None, wait: float = 0) -> dict:
     """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json.
 
     ``data_quality=False`` skips the Great Expectations suite (the summary says so); the rules then
-    see every loaded line."""
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
-    run_id, out_dir = run["run_id"], run["out_dir"]
-    try:
-        t = time.perf_counter()
-        ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
-        timings["ingest"] = round(time.perf_counter() - t, 3)
-        if data_quality:
+    see every loaded line. The warehouse is locked for the run (``wait`` seconds for another run)."""
+    from claimaudit.locking import warehouse_lock
+
+    with warehouse_lock(db, wait=wait):
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
+        run_id, out_dir = run["run_id"], run["out_dir"]
+        try:
             t = time.perf_counter()
-            quality = check_quality(db, run_id, out_dir)
-            timings["data_quality"] = round(time.perf_counter() - t, 3)
-            timings["data_quality_validate"] = quality["seconds"]["validate"]
-        t = time.perf_counter()
-        ref = check_reference(db, run_id)
-        timings["reference"] = round(time.perf_counter() - t, 3)
-        t = time.perf_counter()
-        rules = apply_rules(db, run_id)
-        timings["rules"] = round(time.perf_counter() - t, 3)
-        timings["rule_files"] = rules["timings"]
-        timings["total"] = round(time.perf_counter() - started, 3)
-        return write_outputs(db, run_id, out_dir, timings=timings,
-                             extra={"unchecked_lines": ref["unchecked_lines"]})
-    except ClaimAuditError as exc:
-        fail_run(db, run_id, str(exc))
-        raise
+            ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
+            timings["ingest"] = round(time.perf_counter() - t, 3)
+            return _audit_steps(db, run_id, out_dir, data_quality=data_quality, timings=timings, started=started)
+        except ClaimAuditError as exc:
+            fail_run(db, run_id, str(exc))
+            raise
+
+
+def _crash_point(stage: str) -> None:
+    """Crash-safety tests kill the process here with a real SIGKILL (CLAIMAUDIT_TEST_KILL_AT=stage)."""
+    if os.environ.get("CLAIMAUDIT_TEST_KILL_AT") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def no_new_lines(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
+    """A landing run with no new files: nothing read (the ledger's pending days may still be audited)."""
+    with connect(db) as con:
+        con.execute("UPDATE runs SET rows_read = 0, rows_loaded = 0, rows_quarantined = 0 WHERE run_id = ?", [run_id])
+        _write_quarantine(con, run_id, Path(out_dir) / "quarantine.csv")
+    return {"read": 0, "loaded": 0, "quarantined": 0, "files": []}
+
+
+def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
+                profile: str = DEFAULT_PROFILE, out: str | Path | None = None, scope: str | None = None,
+                full: bool = False, data_quality: bool = True, settle_seconds: float = 0, wait: float = 0,
+                step=_direct) -> dict:
+    """Incremental audit of a landing folder (landing.py): new files only, their days, history merged.
+
+    ``step(name, fn, *args, **kwargs)`` runs each step (the Prefect flow passes one that makes tasks
+    with retries); the default calls it directly."""
+    from claimaudit import landing
+    from claimaudit.locking import warehouse_lock
+
+    label = landing.scope_label(folder, scope)
+    with warehouse_lock(db, wait=wait):
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        abandoned = step("recover", landing.recover, db)
+        scanned = step("scan-landing", landing.scan, db, folder, label, settle_seconds=settle_seconds)
+        run = step("start-run", start_run, db, profile=profile, mapping=mapping, out=out, scope=label)
+        run_id, out_dir = run["run_id"], run["out_dir"]
+        try:
+            t = time.perf_counter()
+            if scanned["new"]:
+                step("ingest", ingest, db, run_id, [f["path"] for f in scanned["new"]], mapping=mapping,
+                     profile=profile, out_dir=out_dir, keys_per_file=True)
+            else:
+                step("ingest", no_new_lines, db, run_id, out_dir)
+            _crash_point("ingested")
+            info = step("apply-to-ledger", landing.apply, db, run_id, label, scanned, full=full)
+            info["abandoned_runs"] = abandoned
+            timings["ingest"] = round(time.perf_counter() - t, 3)
+            _crash_point("applied")
+            summary = _audit_steps(db, run_id, out_dir, data_quality=data_quality and info["lines_audited"] > 0,
+                                   timings=timings, started=started, extra={"landing": info}, step=step)
+            _crash_point("outputs")
+            step("finish", landing.finish, db, run_id, label)
+            return summary
+        except ClaimAuditError as exc:
+            fail_run(db, run_id, str(exc))
+            raise

@@ -149,14 +149,18 @@ class Normalized:
     quarantined: pl.DataFrame   # original columns + reason, source_file, source_line
 
 
-def split(typed: pl.LazyFrame, raw_columns: list[str], rejects: list[pl.DataFrame]) -> Normalized:
+def split(typed: pl.LazyFrame, raw_columns: list[str], rejects: list[pl.DataFrame], *,
+          keys_per_file: bool = False) -> Normalized:
     """Split typed records (from every file of the run) into loaded lines and quarantine rows.
 
     claim_id + line_number must be unique in a run: a later occurrence of a key (in input order) is
-    quarantined as ``duplicate_claim_line`` so the line is still audited once.
+    quarantined as ``duplicate_claim_line`` so the line is still audited once. ``keys_per_file``
+    (landing-folder runs) applies that within each file only: across files a newer file's claim
+    supersedes the older one (landing.py).
     """
     valid = pl.col("__reason").is_null()
-    later = pl.struct("claim_id", "line_number").is_first_distinct().not_().over(valid)
+    later = pl.struct("claim_id", "line_number").is_first_distinct().not_().over(
+        [valid, "source_file"] if keys_per_file else valid)
     keep = [*CLAIM_LINE_SCHEMA, "source_row", "__reason", *[RAW + c for c in raw_columns]]
     typed = typed.with_columns(__reason=pl.when(valid & later).then(pl.lit("duplicate_claim_line"))
                                .otherwise(pl.col("__reason"))).select(list(dict.fromkeys(keep))).collect()

@@ -1,0 +1,168 @@
+"""Incremental, idempotent audits of a landing folder (scheduled runs; docs/scheduling.md).
+
+A *scope* (``--scope`` label, else the folder's path) owns a ledger: the current version of every
+claim line that arrived in its folder.
+
+* Files are tracked by SHA-256 per scope. A re-sent identical file is skipped (and reported).
+* A new file's claims replace the ledger's lines of the same ``claim_id`` (a corrected file
+  supersedes the claims it carries; lines of other claims stay). Within one batch, newer files
+  (by modification time, then name) win over older ones for the same claim.
+* The days touched (patient + rendering NPI + DOS of every new or replaced line) become *pending*.
+  A run audits every ledger line of every pending day, so the cross-claim rules still see the
+  lines that arrived earlier, and the findings of untouched days are carried forward from the
+  previous run of the scope. History (new / recurring / resolved) then compares like any run.
+* Crash safety: the ledger update and the pending days are one transaction; pending days are
+  cleared only after the run completed. A run killed at any point leaves either the old state or
+  pending days, and the next run (which marks the dead run ``abandoned``) audits them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from claimaudit.ingest.readers import FORMATS, _sha256
+from claimaudit.warehouse import connect
+
+
+def scope_label(folder: str | Path, scope: str | None) -> str:
+    return scope or f"folder:{Path(folder).resolve()}"
+
+
+def recover(db: str | Path) -> list[str]:
+    """Runs left 'running' by a process that died. Call only while holding the warehouse lock."""
+    with connect(db) as con:
+        dead = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE status = 'running' ORDER BY run_id").fetchall()]
+        if dead:
+            con.execute("UPDATE runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
+    return dead
+
+
+def scan(db: str | Path, folder: str | Path, scope: str, *, settle_seconds: float = 0) -> dict:
+    """Which files of the folder are new, which were seen before (skipped), which are still being written."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        from claimaudit.errors import InputError
+        raise InputError(f"{folder}: landing folder does not exist")
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+             and p.suffix.lower() in FORMATS]
+    files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))           # oldest first: newer files win
+    now = time.time()
+    with connect(db) as con:
+        known = {r[0] for r in con.execute("SELECT sha256 FROM landing_files WHERE scope_key = ?",
+                                           [f"label:{scope}"]).fetchall()}
+    new, skipped, deferred, seen = [], [], [], set()
+    for p in files:
+        if settle_seconds and now - p.stat().st_mtime < settle_seconds:
+            deferred.append(str(p))
+            continue
+        digest = _sha256(p)
+        if digest in known or digest in seen:
+            skipped.append({"path": str(p), "sha256": digest})
+        else:
+            seen.add(digest)
+            new.append({"path": str(p), "sha256": digest, "bytes": p.stat().st_size})
+    return {"new": new, "skipped": skipped, "deferred": deferred}
+
+
+def apply(db: str | Path, run_id: str, scope: str, scanned: dict, *, full: bool = False) -> dict:
+    """Move this run's ingested lines into the ledger and make the run's claim_lines the pending days.
+
+    One transaction: the ledger, the landing files, the pending days and the run's lines change together.
+    """
+    key = f"label:{scope}"
+    order = {f["path"]: i for i, f in enumerate(scanned["new"])}
+    with connect(db) as con:
+        con.execute("BEGIN")
+        con.execute("CREATE OR REPLACE TEMP TABLE file_order (source_file VARCHAR, ord INTEGER)")
+        if order:
+            con.executemany("INSERT INTO file_order VALUES (?, ?)", [[p, i] for p, i in order.items()])
+        # The newest file of the batch carrying a claim wins; older versions in the same batch are superseded.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE incoming AS
+            SELECT l.* FROM claim_lines l JOIN file_order o USING (source_file)
+            WHERE l.run_id = ?
+            QUALIFY o.ord = max(o.ord) OVER (PARTITION BY l.claim_id)""", [run_id])
+        replaced = con.execute("""
+            SELECT count(DISTINCT claim_id), count(*) FROM ledger_lines
+            WHERE scope_key = ? AND claim_id IN (SELECT claim_id FROM incoming)""", [key]).fetchall()[0]
+        in_batch = con.execute("SELECT count(*) FROM claim_lines WHERE run_id = ?", [run_id]).fetchall()[0][0] - \
+            con.execute("SELECT count(*) FROM incoming").fetchall()[0][0]
+        con.execute("""
+            INSERT INTO pending_days
+            SELECT DISTINCT ?, patient_id, rendering_npi, date_of_service, ? FROM (
+                SELECT patient_id, rendering_npi, date_of_service FROM incoming
+                UNION ALL
+                SELECT patient_id, rendering_npi, date_of_service FROM ledger_lines
+                WHERE scope_key = ? AND (? OR claim_id IN (SELECT claim_id FROM incoming)))""",
+                    [key, run_id, key, full])
+        con.execute("DELETE FROM ledger_lines WHERE scope_key = ? AND claim_id IN (SELECT claim_id FROM incoming)", [key])
+        con.execute("INSERT INTO ledger_lines BY NAME SELECT ? AS scope_key, * FROM incoming", [key])
+        per_file = dict(con.execute("SELECT source_file, count(*) FROM claim_lines WHERE run_id = ? GROUP BY 1",
+                                    [run_id]).fetchall())
+        for f in scanned["new"]:
+            con.execute("INSERT INTO landing_files VALUES (?, ?, ?, ?, ?, 'applied', ?, NULL, now())",
+                        [key, f["sha256"], f["path"], f["bytes"], run_id, per_file.get(f["path"], 0)])
+        # The audit covers every ledger line of every pending day (this run's and any left by a dead run).
+        con.execute("DELETE FROM claim_lines WHERE run_id = ?", [run_id])
+        con.execute("""
+            INSERT INTO claim_lines BY NAME
+            SELECT l.* EXCLUDE (scope_key, run_id), ? AS run_id FROM ledger_lines l
+            WHERE l.scope_key = ? AND (l.patient_id, l.rendering_npi, l.date_of_service) IN (
+                SELECT (patient_id, rendering_npi, date_of_service) FROM pending_days WHERE scope_key = ?)""",
+                    [run_id, key, key])
+        audited = con.execute("""SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service))
+                                 FROM claim_lines WHERE run_id = ?""", [run_id]).fetchall()[0]
+        ledger = con.execute("SELECT count(*) FROM ledger_lines WHERE scope_key = ?", [key]).fetchall()[0][0]
+        info = {
+            "scope": scope,
+            "files_new": [f["path"] for f in scanned["new"]],
+            "files_skipped": [f["path"] for f in scanned["skipped"]],
+            "files_deferred": scanned["deferred"],
+            "claims_replaced": replaced[0], "lines_replaced": replaced[1],
+            "lines_superseded_in_batch": in_batch,
+            "full_reaudit": full,
+            "days_audited": audited[1], "lines_audited": audited[0], "ledger_lines": ledger,
+        }
+        con.execute("UPDATE runs SET landing = ? WHERE run_id = ?", [json.dumps(info), run_id])
+        con.execute("COMMIT")
+    return info
+
+
+def carry_forward(con, run_id: str) -> int:
+    """Copy the previous completed run's findings on days this run did not audit (unchanged lines)."""
+    row = con.execute("SELECT scope_key, landing FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not row or row[0][1] is None:
+        return 0
+    key = row[0][0]
+    previous = con.execute("""SELECT run_id FROM runs WHERE scope_key = ? AND status = 'completed' AND run_id <> ?
+                              ORDER BY started_at DESC LIMIT 1""", [key, run_id]).fetchall()
+    if not previous:
+        return 0
+    return con.execute("""
+        INSERT INTO findings BY NAME
+        SELECT f.* REPLACE (? AS run_id) FROM findings f
+        WHERE f.run_id = ? AND (f.patient_id, f.rendering_npi, f.date_of_service) NOT IN (
+            SELECT (patient_id, rendering_npi, date_of_service) FROM pending_days WHERE scope_key = ?)
+        RETURNING 1""", [run_id, previous[0][0], key]).fetchall().__len__()
+
+
+def finish(db: str | Path, run_id: str, scope: str) -> None:
+    """The run completed: its pending days are audited and its files are done."""
+    key = f"label:{scope}"
+    with connect(db) as con:
+        con.execute("BEGIN")
+        con.execute("DELETE FROM pending_days WHERE scope_key = ?", [key])
+        con.execute("UPDATE landing_files SET status = 'audited' WHERE scope_key = ? AND status = 'applied'", [key])
+        con.execute("COMMIT")
+
+
+def mark_quarter(db: str | Path, scope: str, start, end) -> int:
+    """Make every ledger day with a DOS in [start, end] pending (a reference-data refresh re-audits them)."""
+    key = f"label:{scope}"
+    with connect(db) as con:
+        return len(con.execute("""
+            INSERT INTO pending_days
+            SELECT DISTINCT scope_key, patient_id, rendering_npi, date_of_service, 'refdata-refresh' FROM ledger_lines
+            WHERE scope_key = ? AND date_of_service BETWEEN ? AND ? RETURNING 1""", [key, start, end]).fetchall())

@@ -1,0 +1,44 @@
+"""Completion messages for scheduled runs, through Apprise (mail, Slack, Teams, webhooks: any Apprise URL).
+
+The message carries headline numbers and the report path only: counts, dollars, rule ids. No claim
+ids, patients or providers, so it is safe for a chat channel.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def message(summary: dict) -> tuple[str, str]:
+    f = summary["findings"]
+    h = summary.get("history") or {}
+    land = summary.get("landing") or {}
+    title = f"claimaudit {summary['run_id']}: {f['total']} findings, ${summary['amount_at_risk']:,.2f} at risk"
+    body = "\n".join(filter(None, [
+        f"read {summary['read']} = loaded {summary['loaded']} + quarantined {summary['quarantined']}",
+        (f"landing: {len(land['files_new'])} new file(s), {len(land['files_skipped'])} skipped, "
+         f"{land['claims_replaced']} claim(s) replaced, {land['days_audited']} day(s) audited") if land else "",
+        f"findings: {f['error']} error, {f['warning']} warning, {f['info']} info",
+        (f"since the previous run: {h['new']} new, {h['recurring']} recurring, {h['resolved']} resolved"
+         if h.get("previous_run_id") else ""),
+        "STARTER reference set used (not the CMS tables)" if summary["reference"]["starter_set_used"] else "",
+        f"report: {summary['out_dir']}/report.html",
+    ]))
+    return title, body
+
+
+def notify(url: str, summary: dict) -> bool:
+    """Send the completion message; a failed notification is logged, never fails the run."""
+    import apprise
+
+    title, body = message(summary)
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        log.warning("claimaudit: notification URL not understood by Apprise; no message sent")
+        return False
+    ok = bool(sender.notify(title=title, body=body))
+    if not ok:
+        log.warning("claimaudit: the notification could not be delivered")
+    return ok
