@@ -18,6 +18,7 @@ from prefect.states import Failed
 from claimaudit import pipeline
 from claimaudit.errors import ClaimAuditError
 from claimaudit.locking import warehouse_lock
+from claimaudit.notify import summary_markdown
 
 _TASK = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 
@@ -58,20 +59,6 @@ quality = task(name="data-quality", **_TASK)(_guarded(_quality))
 reference_check = task(name="reference-check", **_TASK)(_guarded(pipeline.check_reference))
 rules = task(name="rules", **_TASK)(_guarded(pipeline.apply_rules))
 outputs = task(name="outputs", **_TASK)(_guarded(_outputs))
-
-
-def _summary_markdown(summary: dict) -> str:
-    f = summary["findings"]
-    rows = "\n".join(f"| {rule} | {n} |" for rule, n in f["by_rule"].items()) or "| (none) | 0 |"
-    starter = "\n\n**Starter reference set used: not the CMS tables.**" if summary["reference"]["starter_set_used"] else ""
-    h = summary.get("history") or {}
-    since = (f"\n\nSince run {h['previous_run_id']}: {h['new']} new, {h['recurring']} recurring, "
-             f"{h['resolved']} resolved." if h.get("previous_run_id") else "")
-    return (f"# claimaudit run {summary['run_id']}\n\n"
-            f"read {summary['read']} = loaded {summary['loaded']} + quarantined {summary['quarantined']}; "
-            f"{f['total']} findings ({f['error']} error, {f['warning']} warning, {f['info']} info); "
-            f"${summary['amount_at_risk']:,.2f} at risk.{since}{starter}\n\nReport: `{summary['out_dir']}/report.html`"
-            f"\n\n| rule | findings |\n|---|---|\n{rows}\n")
 
 
 @flow(name="claimaudit-audit", log_prints=False, persist_result=False)
@@ -121,7 +108,7 @@ def _audit(inputs, db, mapping, profile, out, data_quality, scope):
     summary = outputs(db, run_id, out_dir, timings, ref["unchecked_lines"])
     if "error" in summary:
         return Failed(message=summary["error"])
-    create_markdown_artifact(key="claimaudit-summary", markdown=_summary_markdown(summary),
+    create_markdown_artifact(key="claimaudit-summary", markdown=summary_markdown(summary),
                              description="claimaudit run summary (counts only, no claim data)")
     create_table_artifact(key="claimaudit-findings-by-rule",
                           table=[{"rule": rule, "findings": n} for rule, n in summary["findings"]["by_rule"].items()],

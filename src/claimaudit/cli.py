@@ -124,6 +124,37 @@ def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, d
         notify(notify_url, summary)
 
 
+@cli.command()
+@click.option("--landing", "folder", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Landing folder the billing system drops extracts into.")
+@db_option
+@click.option("--refdata-folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the quarter's CMS files (enables the quarterly-refdata deployment).")
+@click.option("--out-root", type=click.Path(file_okay=False, path_type=Path), default=Path("audit-out"),
+              show_default=True, help="Each run writes <out-root>/<run_id>/.")
+@click.option("--scope", help="Ledger and history label (default: the landing folder's path).")
+@click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True)
+@click.option("--mapping", help="Column mapping preset or YAML file.")
+@click.option("--timezone", default="America/New_York", show_default=True, help="Time zone of the cron schedules.")
+@click.option("--nightly", default="30 2 * * *", show_default=True, help="Cron of the nightly landing audit.")
+@click.option("--weekly", default="0 4 * * 0", show_default=True, help="Cron of the weekly full re-audit.")
+@click.option("--quarterly", default="0 5 2 1,4,7,10 *", show_default=True, help="Cron of the reference refresh.")
+@click.option("--only", multiple=True, help="Serve only these deployments (nightly, weekly-full, quarterly-refdata).")
+@click.option("--no-data-quality", is_flag=True, help="Skip the Great Expectations suite in scheduled runs.")
+@click.option("--notify", "notify_url", envvar="CLAIMAUDIT_NOTIFY", help="Apprise URL for completion messages.")
+def serve(folder: Path, db: Path, refdata_folder: Path | None, out_root: Path, scope: str | None, profile: str,
+          mapping: str | None, timezone: str, nightly: str, weekly: str, quarterly: str, only: tuple[str, ...],
+          no_data_quality: bool, notify_url: str | None) -> None:
+    """Serve the scheduled deployments with Prefect (needs PREFECT_API_URL; see docs/scheduling.md)."""
+    from claimaudit.flow_loader import load_scheduled
+
+    load_scheduled().serve_all(folder=str(folder.resolve()), db=str(db.resolve()),
+                               refdata_folder=str(refdata_folder.resolve()) if refdata_folder else None,
+                               out_root=str(out_root.resolve()), scope=scope, profile=profile, mapping=mapping,
+                               timezone=timezone, nightly=nightly, weekly=weekly, quarterly=quarterly,
+                               only=list(only) or None, data_quality=not no_data_quality, notify_url=notify_url)
+
+
 @cli.group()
 def refdata() -> None:
     """CMS reference data (NCCI PTP and MUE files)."""

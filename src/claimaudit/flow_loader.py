@@ -1,4 +1,4 @@
-"""Load the Prefect flow from flows/audit_flow.py (its deployable entrypoint) for the CLI."""
+"""Load the Prefect flows from flows/ (their deployable entrypoints) for the CLI."""
 
 from __future__ import annotations
 
@@ -18,15 +18,23 @@ _PREFECT_DEFAULTS = {
 }
 
 
-def load_audit_flow():
+def _load(file: str):
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    name = "claimaudit_flows_audit"
+    name = "claimaudit_flows_" + file.removesuffix(".py")
     if name in sys.modules:
-        return sys.modules[name].audit_flow
-    path = resource("flows", "audit_flow.py")
-    spec = importlib.util.spec_from_file_location(name, path)
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resource("flows", file))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    return module.audit_flow
+    return module
+
+
+def load_audit_flow():
+    return _load("audit_flow.py").audit_flow
+
+
+def load_scheduled():
+    """flows/scheduled.py: the landing, weekly and quarterly flows and their deployments."""
+    return _load("scheduled.py")

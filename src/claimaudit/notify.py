@@ -29,11 +29,11 @@ def message(summary: dict) -> tuple[str, str]:
     return title, body
 
 
-def notify(url: str, summary: dict) -> bool:
-    """Send the completion message; a failed notification is logged, never fails the run."""
+def notify(url: str, summary: dict | None, *, error: str | None = None) -> bool:
+    """Send the completion (or failure) message; a failed notification is logged, never fails the run."""
     import apprise
 
-    title, body = message(summary)
+    title, body = message(summary) if summary else ("claimaudit run failed", error or "")
     sender = apprise.Apprise()
     if not sender.add(url):
         log.warning("claimaudit: notification URL not understood by Apprise; no message sent")
@@ -42,3 +42,18 @@ def notify(url: str, summary: dict) -> bool:
     if not ok:
         log.warning("claimaudit: the notification could not be delivered")
     return ok
+
+
+def summary_markdown(summary: dict) -> str:
+    """The run's headline as Markdown for a Prefect artifact (counts only, no claim data)."""
+    f = summary["findings"]
+    rows = "\n".join(f"| {rule} | {n} |" for rule, n in f["by_rule"].items()) or "| (none) | 0 |"
+    starter = "\n\n**Starter reference set used: not the CMS tables.**" if summary["reference"]["starter_set_used"] else ""
+    h = summary.get("history") or {}
+    since = (f"\n\nSince run {h['previous_run_id']}: {h['new']} new, {h['recurring']} recurring, "
+             f"{h['resolved']} resolved." if h.get("previous_run_id") else "")
+    return (f"# claimaudit run {summary['run_id']}\n\n"
+            f"read {summary['read']} = loaded {summary['loaded']} + quarantined {summary['quarantined']}; "
+            f"{f['total']} findings ({f['error']} error, {f['warning']} warning, {f['info']} info); "
+            f"${summary['amount_at_risk']:,.2f} at risk.{since}{starter}\n\nReport: `{summary['out_dir']}/report.html`"
+            f"\n\n| rule | findings |\n|---|---|\n{rows}\n")

@@ -344,7 +344,7 @@ def no_new_lines(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
 def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
                 profile: str = DEFAULT_PROFILE, out: str | Path | None = None, scope: str | None = None,
                 full: bool = False, data_quality: bool = True, settle_seconds: float = 0, wait: float = 0,
-                step=_direct) -> dict:
+                run_id: str | None = None, step=_direct) -> dict:
     """Incremental audit of a landing folder (landing.py): new files only, their days, history merged.
 
     ``step(name, fn, *args, **kwargs)`` runs each step (the Prefect flow passes one that makes tasks
@@ -358,7 +358,7 @@ def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", map
         started = time.perf_counter()
         abandoned = step("recover", landing.recover, db)
         scanned = step("scan-landing", landing.scan, db, folder, label, settle_seconds=settle_seconds)
-        run = step("start-run", start_run, db, profile=profile, mapping=mapping, out=out, scope=label)
+        run = step("start-run", start_run, db, profile=profile, mapping=mapping, out=out, scope=label, run_id=run_id)
         run_id, out_dir = run["run_id"], run["out_dir"]
         try:
             t = time.perf_counter()
