@@ -148,3 +148,14 @@ def test_kill_9_at_a_stage_then_the_next_run_finishes(tmp_path, reference_run, s
         assert con.execute("SELECT count(*), count(DISTINCT (claim_id, line_number)) FROM ledger_lines"
                            ).fetchall()[0] == (636, 636)
     assert _fingerprints(db, last) == reference_run
+
+
+def test_lines_quarantined_by_data_quality_leave_the_ledger(tmp_path):
+    land, db = tmp_path / "landing", tmp_path / "w.duckdb"
+    land.mkdir()
+    shutil.copy(SAMPLE, land / "a.csv")
+    first = pipeline.run_landing(land, db=db, out=tmp_path / "r1", scope="clinic")          # with the GX suite
+    assert (first["read"], first["loaded"], first["quarantined"]) == (640, 635, 5)
+    full = pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", full=True)
+    assert (full["read"], full["loaded"], full["quarantined"]) == (0, 0, 0)   # nothing re-quarantined
+    assert full["landing"]["ledger_lines"] == full["landing"]["lines_audited"] == 635

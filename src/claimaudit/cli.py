@@ -18,6 +18,13 @@ from claimaudit.warehouse import DEFAULT_DB, connect, one
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
                          show_default=True, envvar="CLAIMAUDIT_DB", help="DuckDB warehouse file.")
+mapping_option = click.option("--mapping", help="Column mapping: a preset name (see docs/mappings.md) or a YAML file.")
+profile_option = click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True,
+                              help="Rule profile for lines whose payer is not mapped to one.")
+out_option = click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                          help="Run folder (default ./audit-out/<run_id>/).")
+wait_option = click.option("--wait", type=float, default=0, show_default=True,
+                           help="Seconds to wait for another run holding the warehouse (default: fail at once).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,18 +67,15 @@ def _print_summary(summary: dict) -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--mapping", help="Column mapping: a preset name (see docs/mappings.md) or a YAML file.")
-@click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True,
-              help="Rule profile for lines whose payer is not mapped to one.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder (default ./audit-out/<run_id>/).")
+@mapping_option
+@profile_option
+@out_option
 @db_option
 @click.option("--no-prefect", is_flag=True, help="Run the steps in this process without the Prefect flow.")
 @click.option("--scope", help="History label: runs with the same scope are compared (default: the practice's NPIs).")
 @click.option("--no-data-quality", is_flag=True,
               help="Skip the Great Expectations suite (faster ad-hoc runs; the summary records it).")
-@click.option("--wait", type=float, default=0, show_default=True,
-              help="Seconds to wait for another run holding the warehouse (default: fail at once).")
+@wait_option
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
           no_prefect: bool, no_data_quality: bool, scope: str | None, wait: float) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
@@ -91,19 +95,16 @@ def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path
 
 @cli.command()
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--mapping", help="Column mapping: a preset name (see docs/mappings.md) or a YAML file.")
-@click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True,
-              help="Rule profile for lines whose payer is not mapped to one.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder (default ./audit-out/<run_id>/).")
+@mapping_option
+@profile_option
+@out_option
 @db_option
 @click.option("--scope", help="The ledger and history this folder feeds (default: the folder's path).")
 @click.option("--full", is_flag=True, help="Re-audit every day of the ledger, not only the changed ones.")
 @click.option("--no-data-quality", is_flag=True, help="Skip the Great Expectations suite.")
 @click.option("--settle", type=float, default=0, show_default=True,
               help="Leave files modified less than this many seconds ago for the next run (still being written).")
-@click.option("--wait", type=float, default=0, show_default=True,
-              help="Seconds to wait for another run holding the warehouse (default: fail at once).")
+@wait_option
 @click.option("--notify", "notify_url", envvar="CLAIMAUDIT_NOTIFY",
               help="Apprise URL for a completion message (headline numbers only, no claim data).")
 def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, db: Path, scope: str | None,

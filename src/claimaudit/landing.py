@@ -22,6 +22,7 @@ import json
 import time
 from pathlib import Path
 
+from claimaudit.errors import InputError
 from claimaudit.ingest.readers import FORMATS, _sha256
 from claimaudit.warehouse import connect
 
@@ -43,7 +44,6 @@ def scan(db: str | Path, folder: str | Path, scope: str, *, settle_seconds: floa
     """Which files of the folder are new, which were seen before (skipped), which are still being written."""
     folder = Path(folder)
     if not folder.is_dir():
-        from claimaudit.errors import InputError
         raise InputError(f"{folder}: landing folder does not exist")
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
              and p.suffix.lower() in FORMATS]
@@ -130,6 +130,20 @@ def apply(db: str | Path, run_id: str, scope: str, scanned: dict, *, full: bool 
     return info
 
 
+def drop_quarantined(con, run_id: str) -> int:
+    """Ledger lines of the audited days that the data-quality step quarantined leave the ledger too."""
+    row = con.execute("SELECT scope_key, landing FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not row or row[0][1] is None:
+        return 0
+    return len(con.execute("""
+        DELETE FROM ledger_lines l
+        WHERE l.scope_key = ?
+          AND (l.patient_id, l.rendering_npi, l.date_of_service) IN (
+              SELECT (patient_id, rendering_npi, date_of_service) FROM pending_days WHERE scope_key = ?)
+          AND (l.claim_id, l.line_number) NOT IN (SELECT (claim_id, line_number) FROM claim_lines WHERE run_id = ?)
+        RETURNING 1""", [row[0][0], row[0][0], run_id]).fetchall())
+
+
 def carry_forward(con, run_id: str) -> int:
     """Copy the previous completed run's findings on days this run did not audit (unchanged lines)."""
     row = con.execute("SELECT scope_key, landing FROM runs WHERE run_id = ?", [run_id]).fetchall()
@@ -140,12 +154,12 @@ def carry_forward(con, run_id: str) -> int:
                               ORDER BY started_at DESC LIMIT 1""", [key, run_id]).fetchall()
     if not previous:
         return 0
-    return con.execute("""
+    return len(con.execute("""
         INSERT INTO findings BY NAME
         SELECT f.* REPLACE (? AS run_id) FROM findings f
         WHERE f.run_id = ? AND (f.patient_id, f.rendering_npi, f.date_of_service) NOT IN (
             SELECT (patient_id, rendering_npi, date_of_service) FROM pending_days WHERE scope_key = ?)
-        RETURNING 1""", [run_id, previous[0][0], key]).fetchall().__len__()
+        RETURNING 1""", [run_id, previous[0][0], key]).fetchall())
 
 
 def finish(db: str | Path, run_id: str, scope: str) -> None:

@@ -176,6 +176,7 @@ def apply_rules(db: str | Path, run_id: str) -> dict:
     from claimaudit import history, landing
 
     with connect(db) as con:
+        landing.drop_quarantined(con, run_id)              # incremental runs: DQ-quarantined lines leave the ledger
         timings = run_rules(con, run_id)
         carried = landing.carry_forward(con, run_id)      # incremental runs: findings of untouched days
         changes = history.record(con, run_id)
