@@ -19,6 +19,7 @@ from claimaudit import pipeline
 from claimaudit.errors import ClaimAuditError
 from claimaudit.locking import warehouse_lock
 from claimaudit.notify import summary_markdown
+from claimaudit.partition import audit_partition
 
 _TASK = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 
@@ -59,21 +60,39 @@ quality = task(name="data-quality", **_TASK)(_guarded(_quality))
 reference_check = task(name="reference-check", **_TASK)(_guarded(pipeline.check_reference))
 rules = task(name="rules", **_TASK)(_guarded(pipeline.apply_rules))
 outputs = task(name="outputs", **_TASK)(_guarded(_outputs))
+rules_partition = task(name="rules-partition", **_TASK)(audit_partition)
 
 
 @flow(name="claimaudit-audit", log_prints=False, persist_result=False)
 def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | None = None,
                profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None, data_quality: bool = True,
-               scope: str | None = None, wait: float = 0):
-    """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only)."""
+               scope: str | None = None, wait: float = 0, partitions: int = 1):
+    """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only).
+
+    ``partitions > 1`` runs the rules on that many patient-hash partitions as parallel tasks of this
+    flow's task runner: threads by default, a Dask cluster with ``audit_flow.with_options(
+    task_runner=DaskTaskRunner(...))`` (``claimaudit audit --dask-workers N`` / ``--dask-address``)."""
     try:
         with warehouse_lock(db, wait=wait):
-            return _audit(inputs, db, mapping, profile, out, data_quality, scope)
+            return _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions)
     except ClaimAuditError as exc:          # the warehouse is busy
         return Failed(message=str(exc))
 
 
-def _audit(inputs, db, mapping, profile, out, data_quality, scope):
+def _run_partitions(work: str, parts: list[int], run_id: str) -> list[dict]:
+    """Submit one task per partition to the flow's task runner; tasks get paths, return counts."""
+    futures = [rules_partition.submit(work, part, run_id) for part in parts]
+    return [f.result() for f in futures]
+
+
+def _partitioned_rules(db: str, run_id: str, partitions: int) -> dict:
+    try:
+        return pipeline.apply_rules(db, run_id, partitions=partitions, run_partitions=_run_partitions)
+    except ClaimAuditError as exc:
+        return {"error": str(exc)}
+
+
+def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions):
     started = time.perf_counter()
     run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
     if "error" in run:
@@ -100,10 +119,13 @@ def _audit(inputs, db, mapping, profile, out, data_quality, scope):
     ref = step("reference", reference_check, db, run_id)
     if "error" in ref:
         return Failed(message=ref["error"])
-    rule_result = step("rules", rules, db, run_id)
+    rule_result = (step("rules", rules, db, run_id) if partitions <= 1 else
+                   step("rules", _partitioned_rules, db, run_id, partitions))
     if "error" in rule_result:
         return Failed(message=rule_result["error"])
     timings["rule_files"] = rule_result["timings"]
+    if rule_result.get("partitions"):
+        timings["rule_partitions"] = rule_result["partitions"]
     timings["total"] = round(time.perf_counter() - started, 3)
     summary = outputs(db, run_id, out_dir, timings, ref["unchecked_lines"])
     if "error" in summary:

@@ -28,6 +28,11 @@ def _load(file: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
+    # Dask workers cannot import a module loaded from a file path: ship its code by value when
+    # Prefect pickles the flow context for a task on another process (cloudpickle's documented hook).
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
     return module
 
 

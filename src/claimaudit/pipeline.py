@@ -7,10 +7,12 @@ steps as tasks without claim data passing through Prefect. ``run_audit`` chains 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -172,18 +174,47 @@ def _write_quarantine(con, run_id: str, path: Path) -> None:
     q.write_csv(path)
 
 
-def apply_rules(db: str | Path, run_id: str) -> dict:
-    from claimaudit import history, landing
+def _partitions_in_threads(work: str, parts: list[int], run_id: str) -> list[dict]:
+    from concurrent.futures import ThreadPoolExecutor
 
+    from claimaudit.partition import audit_partition
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(parts), os.cpu_count() or 1))) as pool:
+        return list(pool.map(lambda part: audit_partition(work, part, run_id), parts))
+
+
+def apply_rules(db: str | Path, run_id: str, *, partitions: int = 1, run_partitions=None) -> dict:
+    """Run the rule catalogue on the run's lines and record history.
+
+    ``partitions > 1`` runs the rules on that many patient-hash partitions (partition.py), by
+    default in threads; ``run_partitions(work, parts, run_id)`` runs them elsewhere (the Prefect
+    flow submits them to its task runner, e.g. a Dask cluster) and returns their results."""
+    from claimaudit import history, landing, partition
+
+    work = None
+    if partitions > 1:
+        work = Path(db).resolve().parent / ".claimaudit-work" / run_id
+        parts = partition.export(db, run_id, work, partitions)
+        results = (run_partitions or _partitions_in_threads)(str(work), parts, run_id)
     with connect(db) as con:
         landing.drop_quarantined(con, run_id)              # incremental runs: DQ-quarantined lines leave the ledger
-        timings = run_rules(con, run_id)
+        if work is None:
+            timings = run_rules(con, run_id)
+        else:
+            partition.merge(con, run_id, work)
+            timings = {f: round(sum(r["timings"].get(f, 0) for r in results), 3)
+                       for f in sorted({f for r in results for f in r["timings"]})}
         carried = landing.carry_forward(con, run_id)      # incremental runs: findings of untouched days
         changes = history.record(con, run_id)
         changes["carried_forward"] = carried
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                    [run_id]).fetchall())
-    return {"timings": timings, "by_rule": by_rule, "history": changes}
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            work.parent.rmdir()                              # .claimaudit-work, when no other run uses it
+    parts = [{k: r[k] for k in ("part", "lines", "findings", "seconds")} for r in results] if work else []
+    return {"timings": timings, "by_rule": by_rule, "history": changes, "partitions": parts}
 
 
 FINDINGS_ORDER = "claim_id, line_number, rule_id, related_code, reference"
@@ -284,7 +315,7 @@ def _direct(name: str, fn, *args, **kwargs):
 
 
 def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quality: bool, timings: dict,
-                 started: float, extra: dict | None = None, step=_direct) -> dict:
+                 started: float, extra: dict | None = None, step=_direct, partitions: int = 1) -> dict:
     """data quality -> reference check -> rules -> outputs, for lines already in claim_lines."""
     if data_quality:
         t = time.perf_counter()
@@ -295,9 +326,11 @@ def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quali
     ref = step("reference-check", check_reference, db, run_id)
     timings["reference"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    rules = step("rules", apply_rules, db, run_id)
+    rules = step("rules", apply_rules, db, run_id, partitions=partitions)
     timings["rules"] = round(time.perf_counter() - t, 3)
     timings["rule_files"] = rules["timings"]
+    if rules["partitions"]:
+        timings["rule_partitions"] = rules["partitions"]
     _crash_point("rules")
     timings["total"] = round(time.perf_counter() - started, 3)
     return step("outputs", write_outputs, db, run_id, out_dir, timings=timings,
@@ -306,7 +339,7 @@ def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quali
 
 def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
               profile: str = DEFAULT_PROFILE, out: str | Path | None = None, data_quality: bool = True,
-              scope: str | None = None, wait: float = 0) -> dict:
+              scope: str | None = None, wait: float = 0, partitions: int = 1) -> dict:
     """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json.
 
     ``data_quality=False`` skips the Great Expectations suite (the summary says so); the rules then
@@ -322,7 +355,8 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
             t = time.perf_counter()
             ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
             timings["ingest"] = round(time.perf_counter() - t, 3)
-            return _audit_steps(db, run_id, out_dir, data_quality=data_quality, timings=timings, started=started)
+            return _audit_steps(db, run_id, out_dir, data_quality=data_quality, timings=timings, started=started,
+                                partitions=partitions)
         except ClaimAuditError as exc:
             fail_run(db, run_id, str(exc))
             raise

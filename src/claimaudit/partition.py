@@ -1,0 +1,87 @@
+"""Scale-out: run the rules on partitions of a run's lines, in parallel, and merge the findings.
+
+Every rule's grain lies inside one patient (a day is patient + rendering NPI + DOS; PTP pairs, MUE
+sums, the time rules and duplicates never cross patients), so lines partitioned by a hash of
+``patient_id`` can be audited independently and the union of the partitions' findings equals the
+single-process findings exactly (tests/test_partition.py).
+
+1. ``export`` (in the process that owns the warehouse): the run's lines and data-quality hits are
+   written as Parquet, hive-partitioned by ``hash(patient_id) % n``, with the reference tables next
+   to them. Ingest, data quality and the reference check have already run on the whole run.
+2. ``audit_partition`` (anywhere: a thread, a Dask worker): builds a private DuckDB file from one
+   partition and the reference tables, runs the same rule SQL, writes its findings as Parquet.
+   It needs only the work folder (a shared filesystem when the Dask cluster spans machines).
+3. ``merge`` (back in the warehouse process): loads every partition's findings into ``findings``.
+
+Claim data moves as files in the work folder, never through Dask's or Prefect's messages: tasks
+receive and return paths and counts only. The work folder is deleted after the merge.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+
+from claimaudit.rules.runner import run_rules
+from claimaudit.warehouse import connect
+
+REFERENCE_TABLES = ("ref_files", "ref_ptp", "ref_mue")
+
+
+def export(db: str | Path, run_id: str, work: str | Path, partitions: int) -> list[int]:
+    """Write the run's lines, DQ hits and the reference tables under ``work``; returns the non-empty partitions."""
+    work = Path(work)
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "reference").mkdir(parents=True)
+    with connect(db, read_only=True) as con:
+        for table in REFERENCE_TABLES:
+            con.execute(f"COPY (SELECT * FROM {table}) TO '{work / 'reference' / table}.parquet' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT * FROM dq_results WHERE run_id = ?) TO '{work / 'reference'}/dq_results.parquet' "
+                    "(FORMAT parquet)", [run_id])
+        con.execute(f"""COPY (SELECT *, hash(patient_id) % {int(partitions)} AS part FROM claim_lines WHERE run_id = ?)
+                        TO '{work / 'lines'}' (FORMAT parquet, PARTITION_BY (part))""", [run_id])
+        con.execute(f"""COPY (SELECT h.*, hash(l.patient_id) % {int(partitions)} AS part FROM dq_hits h
+                              JOIN claim_lines l ON l.run_id = h.run_id AND l.claim_id = h.claim_id
+                                                AND l.line_number = h.line_number
+                              WHERE h.run_id = ?)
+                        TO '{work / 'dq_hits'}' (FORMAT parquet, PARTITION_BY (part))""", [run_id])
+    return sorted(int(p.name.split("=")[1]) for p in (work / "lines").glob("part=*"))
+
+
+def audit_partition(work: str, part: int, run_id: str) -> dict:
+    """Run every rule file on one partition; returns counts and timings (no claim data)."""
+    started = time.perf_counter()
+    work_dir = Path(work)
+    db = work_dir / f"partition-{part}.duckdb"
+    db.unlink(missing_ok=True)
+    with connect(db) as con:
+        for table in REFERENCE_TABLES:
+            con.execute(f"INSERT INTO {table} SELECT * FROM read_parquet('{work_dir / 'reference' / table}.parquet')")
+        con.execute(f"INSERT INTO dq_results BY NAME SELECT * FROM read_parquet('{work_dir}/reference/dq_results.parquet')")
+        con.execute(f"INSERT INTO claim_lines BY NAME SELECT * FROM "
+                    f"read_parquet('{work_dir}/lines/part={part}/*.parquet', hive_partitioning = false)")
+        hits = work_dir / "dq_hits" / f"part={part}"
+        if hits.exists():
+            con.execute(f"INSERT INTO dq_hits BY NAME SELECT * FROM "
+                        f"read_parquet('{hits}/*.parquet', hive_partitioning = false)")
+        timings = run_rules(con, run_id)
+        con.execute(f"COPY (SELECT * FROM findings WHERE run_id = ?) TO '{work_dir}/findings-{part}.parquet' "
+                    "(FORMAT parquet)", [run_id])
+        lines, findings = con.execute("SELECT (SELECT count(*) FROM claim_lines), (SELECT count(*) FROM findings)"
+                                      ).fetchall()[0]
+    db.unlink(missing_ok=True)
+    return {"part": part, "lines": lines, "findings": findings, "timings": timings,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def merge(con: duckdb.DuckDBPyConnection, run_id: str, work: str | Path) -> int:
+    """Replace the run's findings with the union of the partitions' findings."""
+    con.execute("DELETE FROM findings WHERE run_id = ?", [run_id])
+    files = sorted(Path(work).glob("findings-*.parquet"))
+    if not files:
+        return 0
+    listed = ", ".join(f"'{f}'" for f in files)
+    return len(con.execute(f"INSERT INTO findings BY NAME SELECT * FROM read_parquet([{listed}]) RETURNING 1").fetchall())
