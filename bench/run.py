@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--partitions", type=int, default=1, help="rules on N patient-hash partitions (threads)")
+    parser.add_argument("--dask-workers", type=int, help="partitions on a Dask LocalCluster of N worker processes "
+                        "(through the Prefect flow; peak RSS then excludes the workers, see the note printed)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="claimaudit-bench-"))
     data = work / "data"
@@ -47,7 +50,17 @@ def main() -> None:
         refdata_s = time.perf_counter() - t
 
         t = time.perf_counter()
-        summary = pipeline.run_audit([data / f"claims.{args.format}"], db=db, out=work / "run")
+        if args.dask_workers:
+            from claimaudit.cli import dask_task_runner
+            from claimaudit.flow_loader import load_audit_flow
+
+            flow = load_audit_flow().with_options(task_runner=dask_task_runner(args.dask_workers, None))
+            state = flow([str(data / f"claims.{args.format}")], db=str(db), out=str(work / "run"),
+                         partitions=max(args.partitions, args.dask_workers), return_state=True)
+            summary = state.result()
+        else:
+            summary = pipeline.run_audit([data / f"claims.{args.format}"], db=db, out=work / "run",
+                                         partitions=args.partitions)
         wall_s = time.perf_counter() - t
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         timings, n = summary["timings"], summary["read"]
@@ -67,7 +80,11 @@ def main() -> None:
         for name, seconds, lines in rows:
             rate = f"{lines / seconds:,.0f}" if lines and seconds else ""
             print(f"{name:<38}{seconds:>9.2f}{rate:>14}")
-        print(f"peak RSS of the audit process: {peak_mib:,.0f} MiB")
+        print(f"peak RSS of the audit process: {peak_mib:,.0f} MiB"
+              + (" (Dask worker processes not included)" if args.dask_workers else ""))
+        for part in timings.get("rule_partitions", []):
+            print(f"  partition {part['part']}: {part['lines']:,} lines, {part['findings']:,} findings, "
+                  f"{part['seconds']:.2f} s")
         sizes = {p.name: p.stat().st_size for p in (work / "run").iterdir() if p.is_file()}
         print("outputs: " + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in sorted(sizes.items())))
         print("findings by rule: " + ", ".join(f"{k} {v:,}" for k, v in summary["findings"]["by_rule"].items()))

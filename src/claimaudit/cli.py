@@ -38,6 +38,8 @@ def _print_summary(summary: dict) -> None:
     console.print(f"claimaudit run {summary['run_id']}: read {summary['read']} = loaded {summary['loaded']} "
                   f"+ quarantined {summary['quarantined']}"
                   + ("" if summary["reconciled"] else "  [bold red]DOES NOT RECONCILE[/]"))
+    for warning in (w for f in summary.get("inputs", []) for w in (f.get("warnings") or [])):
+        console.print(f"[yellow]warning:[/] {warning}")
     if summary["quarantine_reasons"]:
         console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in summary["quarantine_reasons"].items()))
     console.print(f"findings: {f['total']} ({f['error']} error, {f['warning']} warning, {f['info']} info); "

@@ -79,15 +79,17 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
     known = set(load_profiles())
     typed, rejects, files = [], [], []
     raw_columns: list[str] = []
+    canonical = load_mapping(None)
     for path in inputs:
         raw = read_raw(path, spec)
         source = str(path)
-        typed.append(normalize(raw, spec, default_profile=profile, known_profiles=known, source_file=source))
+        file_spec = canonical if raw.file_format.startswith("x12") else spec     # the X12 reader emits canonical names
+        typed.append(normalize(raw, file_spec, default_profile=profile, known_profiles=known, source_file=source))
         rejects.append(rejects_as_quarantine(raw, source))
         raw_columns += [c for c in raw.frame.columns if c != "__line" and c not in raw_columns]
         files.append({"source_file": source, "path": str(Path(path).resolve()), "sha256": raw.sha256,
                       "bytes": raw.bytes, "file_format": raw.file_format,
-                      "rows_read": raw.frame.height + raw.rejects.height})
+                      "rows_read": raw.frame.height + raw.rejects.height, "warnings": raw.warnings})
     result = split(pl.concat(typed, how="diagonal_relaxed"), raw_columns, [r for r in rejects if r.height],
                    keys_per_file=keys_per_file)
     del typed, raw                       # the raw strings: only the quarantined rows' copies are needed now
@@ -115,9 +117,9 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
         con.execute("INSERT INTO claim_lines BY NAME SELECT ? AS run_id, * FROM loaded", [run_id])
         con.execute("INSERT INTO quarantine BY NAME SELECT ? AS run_id, * FROM q_table", [run_id])
         for f in files:
-            con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [run_id, f["source_file"], f["path"], f["sha256"], f["bytes"], f["file_format"],
-                         f["rows_read"], f["rows_loaded"], f["rows_quarantined"]])
+                         f["rows_read"], f["rows_loaded"], f["rows_quarantined"], json.dumps(f["warnings"])])
         con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ? WHERE run_id = ?",
                     [read, loaded.height, quarantined.height, run_id])
         con.execute("COMMIT")
@@ -233,7 +235,9 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
         findings.with_columns(pl.col("related_lines").list.join(";")).write_csv(out / "findings.csv")
         run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).pl().to_dicts()[0]
         inputs = con.sql("SELECT source_file, path, sha256, bytes, file_format, rows_read, rows_loaded, "
-                             "rows_quarantined FROM run_inputs WHERE run_id = ? ORDER BY source_file", params=[run_id]).pl()
+                         "rows_quarantined, coalesce(warnings, '[]')::VARCHAR AS warnings FROM run_inputs "
+                         "WHERE run_id = ? ORDER BY source_file", params=[run_id]).pl()
+        inputs = inputs.with_columns(pl.col("warnings").str.json_decode(pl.List(pl.String)))
         reasons = con.execute("SELECT reason, count(*) AS rows FROM quarantine WHERE run_id = ? GROUP BY 1 "
                               "ORDER BY 2 DESC, 1", [run_id]).fetchall()
         lines = one(con, "SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service)) "

@@ -29,6 +29,8 @@ CLAIM_LINE_SCHEMA: dict[str, pl.DataType] = {
     "assistant_minutes": pl.Int32(),
     "source_file": pl.String(),
     "source_row": pl.Int64(),
+    "service_end_date": pl.Date(),        # the end of a DOS range (837 RD8); NULL for one day
+    "source_interchange": pl.String(),    # ISA13 of an 837 line (provenance); NULL for flat files
 }
 CLAIM_LINE_COLUMNS = list(CLAIM_LINE_SCHEMA)
 

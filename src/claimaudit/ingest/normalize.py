@@ -111,6 +111,8 @@ def normalize(raw: RawFile, mapping: Mapping, *, default_profile: str, known_pro
         assistant_minutes=_integer(s("assistant_minutes")),
         source_file=pl.lit(source_file),
         source_row=pl.col(LINE),
+        service_end_date=_date(s("service_end_date"), fmt("date_of_service")),
+        source_interchange=s("source_interchange"),
     )
 
     def present_but_bad(c: str, typed_col: str | None = None) -> pl.Expr:
@@ -121,6 +123,7 @@ def normalize(raw: RawFile, mapping: Mapping, *, default_profile: str, known_pro
           for c in REQUIRED_COLUMNS],
         (present_but_bad("line_number") | (pl.col("line_number") <= 0), pl.lit("bad_integer:line_number")),
         (present_but_bad("date_of_service"), pl.lit("bad_date:date_of_service")),
+        (present_but_bad("service_end_date"), pl.lit("bad_date:service_end_date")),
         (~pl.col("procedure_code").str.contains(CODE_FORMAT), pl.lit("bad_code_format")),
         (present_but_bad("units"), pl.lit("bad_number:units")),
         (pl.col("units") <= 0, pl.lit("non_positive_units")),
@@ -175,5 +178,7 @@ def split(typed: pl.LazyFrame, raw_columns: list[str], rejects: list[pl.DataFram
 
 def rejects_as_quarantine(raw: RawFile, source_file: str) -> pl.DataFrame:
     """Records the CSV parser could not split, in the quarantine layout."""
-    return raw.rejects.select(raw_record=pl.col("raw_record"), reason=pl.lit("unparseable_row"),
+    reason = (pl.when(pl.col("error").str.starts_with("x12")).then(pl.col("error")).otherwise(pl.lit("unparseable_row"))
+              if "error" in raw.rejects.columns else pl.lit("unparseable_row"))
+    return raw.rejects.select(raw_record=pl.col("raw_record"), reason=reason,
                               source_file=pl.lit(source_file), source_line=pl.col(LINE))

@@ -8,7 +8,7 @@ dropped: it comes back in ``rejects`` with its line number and the raw text.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -29,6 +29,7 @@ class RawFile:
     bytes: int
     frame: pl.DataFrame          # all String columns + LINE
     rejects: pl.DataFrame        # LINE, raw_record, error
+    warnings: list[str] = field(default_factory=list)
 
 
 def _sha256(path: Path) -> str:
@@ -99,6 +100,35 @@ def _empty_rejects() -> pl.DataFrame:
     return pl.DataFrame(schema={LINE: pl.Int64, "raw_record": pl.String, "error": pl.String})
 
 
+def _is_x12(path: Path) -> bool:
+    """X12 is recognised by content (an interchange starts with ISA), whatever the file is called."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        head = fh.read(512).lstrip(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"ISA") and len(head) > 3 and not chr(head[3]).isalnum()
+
+
+def _transaction_kind(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(4096).decode("latin-1")
+    element = head.lstrip("\ufeff\xef\xbb\xbf \r\n\t")[3]
+    for segment in head.split("ST" + element)[1:2]:
+        return segment[:3]
+    return "?"
+
+
+def _read_x12(path: Path, size: int) -> RawFile:
+    kind = _transaction_kind(path)
+    if kind != "837":
+        raise InputError(f"{path}: X12 transaction set {kind} is not read as claim lines (837P claims are; "
+                         "835 remittances are not supported yet)")
+    from claimaudit.x12.claims837 import read_837
+
+    frame, rejects, warnings = read_837(path)
+    return RawFile(path, "x12-837", _sha256(path), size, frame, rejects, warnings)
+
+
 def read_raw(path: str | Path, mapping: Mapping) -> RawFile:
     """Read one extract as strings. Raises InputError with one clear line if it cannot be read at all."""
     path = Path(path)
@@ -106,12 +136,15 @@ def read_raw(path: str | Path, mapping: Mapping) -> RawFile:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; name the extract files")
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = "x12" if _is_x12(path) else FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"{path}: unsupported file type {path.suffix or '(none)'} (expected .csv, .parquet or .xlsx)")
+        raise InputError(f"{path}: unsupported file type {path.suffix or '(none)'} (expected .csv, .parquet, .xlsx "
+                         "or an X12 837P interchange)")
     size = path.stat().st_size
     if size == 0:
         raise InputError(f"{path}: the file is empty")
+    if fmt == "x12":
+        return _read_x12(path, size)
     if fmt == "csv":
         frame, rejects = _read_csv(path, mapping)
         if frame.width == 1 and frame.height == 0 and not rejects.height and not path.read_text(

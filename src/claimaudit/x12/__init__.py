@@ -1,0 +1,1 @@
+"""X12 readers: 837P professional claims (claims837) and 835 remittances (later)."""
