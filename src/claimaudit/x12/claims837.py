@@ -140,11 +140,12 @@ def _lines(df: pl.DataFrame, comp: str) -> pl.DataFrame:
 def _errors(df: pl.DataFrame, seps: sg.Separators, path: Path) -> pl.DataFrame:
     """Damage found in the segments: (st_no, clm_seg or NULL for the whole transaction set, reason)."""
     tag = pl.col("tag")
-    first_in_hl = pl.col("seg") == pl.col("seg").min().over(["hl_seg", "tag", pl.col("el").list.get(1, null_on_oob=True)])
+    billing = df.filter((tag == "NM1") & (_e(1) == "85") & pl.col("clm_seg").is_null())
+    second_billing = billing.filter(pl.col("seg") != pl.col("seg").min().over("hl_seg"))["seg"]
     problems = [
         (sg.bad_tags(df), pl.format("segment {}: '{}' is not a segment identifier", "seg",
                                     pl.col("tag").str.slice(0, 10))),
-        ((tag == "NM1") & (_e(1) == "85") & pl.col("clm_seg").is_null() & ~first_in_hl,
+        (pl.col("seg").is_in(second_billing.implode()),
          pl.format("segment {}: a second billing provider NM1*85 in one HL loop", "seg")),
         ((tag == "N4") & (tag.shift(1) != "N3") & (tag.shift(-1) == "N3"),
          pl.format("segment {}: N4 before N3 (segments out of order)", "seg")),

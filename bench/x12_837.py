@@ -1,0 +1,87 @@
+"""Throughput and memory of the 837P reader on a generated file of a given size.
+
+    python bench/x12_837.py --mb 1000 [--work DIR] [--keep]
+
+Writes one interchange of synthetic transaction sets (1,000 claims of 4 service lines each, as the
+TR3 recommends at most 5,000 claims per ST), then reads it with claimaudit's 837P reader and prints
+MB/s, lines/s and the peak RSS. The data is generated at run time and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+CLAIMS_PER_SET = 1000
+
+
+def _transaction_set(n: int) -> str:
+    head = [f"ST*837*{n:09d}*005010X222A1", "BHT*0019*00*0123*20260301*0932*CH",
+            "NM1*41*2*SYNTHETIC BILLING*****46*999999999", "PER*IC*BILLING OFFICE*TE*5555550100",
+            "NM1*40*2*SYNTHETIC PAYER*****46*111222333", "HL*1**20*1",
+            "NM1*85*2*SYNTHETIC THERAPY GROUP*****XX*1234567893", "N3*1 MAIN ST", "N4*ANYTOWN*MD*20705",
+            "REF*EI*123456789"]
+    body = []
+    for c in range(CLAIMS_PER_SET):
+        hl = 2 + c
+        body += [f"HL*{hl}*1*22*0", "SBR*P*18*******MB", f"NM1*IL*1*PATIENT*SYN****MI*M{n:06d}{c:04d}",
+                 "NM1*PR*2*MEDICARE PART B*****PI*12345", f"CLM*S{n:06d}C{c:04d}*400***11:B:1*Y*A*Y*Y",
+                 "HI*ABK:M25561*ABF:M6281", "NM1*82*1*THERAPIST*SYN****XX*1234567893"]
+        for line, (code, minutes) in enumerate([("97110", 24), ("97140", 23), ("97530", 15), ("97112", 8)], 1):
+            body += [f"LX*{line}", f"SV1*HC:{code}:GP*100*UN*{2 if minutes > 22 else 1}***1:2",
+                     f"DTP*472*D8*202603{1 + c % 28:02d}"]
+    segments = head + body
+    return "~\n".join(segments + [f"SE*{len(segments) + 1}*{n:09d}"]) + "~\n"
+
+
+def generate(path: Path, megabytes: int) -> int:
+    isa = ("ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *260301*0932*^*00501*"
+           "000000001*0*T*:~\nGS*HC*SUBMITTER*RECEIVER*20260301*0932*1*X*005010X222A1~\n")
+    written, n = 0, 0
+    with path.open("w", encoding="ascii") as fh:
+        fh.write(isa)
+        while written < megabytes * 1_000_000:
+            block = _transaction_set(n)
+            fh.write(block)
+            written += len(block)
+            n += 1
+        fh.write(f"GE*{n}*1~\nIEA*1*000000001~\n")
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=1000)
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="claimaudit-x12-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "synthetic.837"
+    try:
+        t = time.perf_counter()
+        sets = generate(path, args.mb)
+        print(f"generated {path.stat().st_size / 1e6:,.0f} MB, {sets:,} transaction sets in {time.perf_counter() - t:.1f} s")
+        from claimaudit.x12.claims837 import read_837
+
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t = time.perf_counter()
+        records, rejects, warnings = read_837(path)
+        seconds = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        size = path.stat().st_size / 1e6
+        print(f"read {records.height:,} service lines ({rejects.height} rejected, {len(warnings)} warnings) "
+              f"in {seconds:.1f} s: {size / seconds:,.1f} MB/s, {records.height / seconds:,.0f} lines/s")
+        print(f"peak RSS {peak:,.0f} MiB (before reading {base:,.0f} MiB); the lines read are "
+              f"{records.estimated_size() / 2**20:,.0f} MiB of the result")
+    finally:
+        if not args.keep and not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
