@@ -25,7 +25,7 @@ from claimaudit import __version__
 from claimaudit.errors import ClaimAuditError, InputError
 from claimaudit.ingest.mapping import load_mapping
 from claimaudit.ingest.normalize import normalize, rejects_as_quarantine, split
-from claimaudit.ingest.readers import read_raw
+from claimaudit.ingest.readers import _sha256, read_raw
 from claimaudit.refdata.store import ensure_reference
 from claimaudit.rules.profiles import load_profiles
 from claimaudit.rules.runner import prepare, run_rules
@@ -75,6 +75,14 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
     """Read every input, load good lines into claim_lines, quarantine the rest; read = loaded + quarantined."""
     if not inputs:
         raise InputError("no input files given")
+    from claimaudit import denials
+    from claimaudit.ingest.readers import is_remittance
+
+    remits = [p for p in inputs if is_remittance(Path(p))]
+    inputs = [p for p in inputs if p not in remits]
+    if not inputs:
+        raise InputError("only 835 remittances given: add the claims they pay (837P files or extracts) "
+                         "to link denials to findings")
     spec = load_mapping(mapping)
     known = set(load_profiles())
     typed, rejects, files = [], [], []
@@ -120,6 +128,17 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
             con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [run_id, f["source_file"], f["path"], f["sha256"], f["bytes"], f["file_format"],
                          f["rows_read"], f["rows_loaded"], f["rows_quarantined"], json.dumps(f["warnings"])])
+        for table in ("remit_claims", "remit_lines", "remit_adjustments", "remit_remarks", "remit_plb"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        for path in remits:                      # remittances: their own tables, not claim lines
+            got = denials.load(con, run_id, Path(path), str(path))
+            note = (f"835 remittance: {got['claims']} claims, {got['lines']} service lines, {got['adjustments']} "
+                    f"adjustments (not claim lines)" + (f"; {got['lines_without_code']} service line(s) without a "
+                                                        "procedure code, kept and never matched on code"
+                                                        if got["lines_without_code"] else ""))
+            con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, 'x12-835', 0, 0, 0, ?)",
+                        [run_id, str(path), str(Path(path).resolve()), _sha256(Path(path)),
+                         Path(path).stat().st_size, json.dumps([*got["warnings"], note])])
         con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ? WHERE run_id = ?",
                     [read, loaded.height, quarantined.height, run_id])
         con.execute("COMMIT")
@@ -209,6 +228,10 @@ def apply_rules(db: str | Path, run_id: str, *, partitions: int = 1, run_partiti
         carried = landing.carry_forward(con, run_id)      # incremental runs: findings of untouched days
         changes = history.record(con, run_id)
         changes["carried_forward"] = carried
+        from claimaudit import denials
+
+        denial = denials.analyse(con, run_id)             # runs with 835 input: remits vs findings
+        con.execute("UPDATE runs SET denials = ? WHERE run_id = ?", [json.dumps(denial) if denial else None, run_id])
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                    [run_id]).fetchall())
     if work is not None:
@@ -286,6 +309,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
                         "new": run["findings_new"], "recurring": run["findings_recurring"],
                         "resolved": run["findings_resolved"]},
             "amount_at_risk": round(agg[1], 2),
+            "denials": json.loads(run["denials"]) if run.get("denials") else None,
             "timings": timings or {},
             "outputs": sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()) + ["summary.json"],
             **(extra or {}),

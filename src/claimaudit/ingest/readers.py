@@ -118,11 +118,16 @@ def _transaction_kind(path: Path) -> str:
     return "?"
 
 
+def is_remittance(path: Path) -> bool:
+    """An X12 835 remittance (read into the remit tables, not as claim lines)."""
+    return _is_x12(path) and _transaction_kind(path) == "835"
+
+
 def _read_x12(path: Path, size: int) -> RawFile:
     kind = _transaction_kind(path)
     if kind != "837":
         raise InputError(f"{path}: X12 transaction set {kind} is not read as claim lines (837P claims are; "
-                         "835 remittances are not supported yet)")
+                         "835 remittances are read next to them for the denial analysis)")
     from claimaudit.x12.claims837 import read_837
 
     frame, rejects, warnings = read_837(path)

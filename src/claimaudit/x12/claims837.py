@@ -181,7 +181,8 @@ def _errors(df: pl.DataFrame, seps: sg.Separators, path: Path) -> pl.DataFrame:
 def _component_separator(path: Path, df: pl.DataFrame, seps: sg.Separators) -> None:
     """ISA16 vs the separator the SV1 composites really use ("HC:99213" or "HC>99213")."""
     used = (df.filter(pl.col("tag").is_in(["SV1", "SVC"])).select(c=_e(1).str.slice(2, 1))
-            .filter(pl.col("c").is_not_null() & ~pl.col("c").str.contains(r"^[A-Za-z0-9]$"))["c"].unique().to_list())
+            .filter((pl.col("c").str.len_chars() == 1) & ~pl.col("c").str.contains(r"^[A-Za-z0-9]$"))["c"]
+            .unique().to_list())
     if used and seps.component not in used and len(used) == 1:
         seps.warnings.append(f"{path}: ISA16 declares {seps.component!r} as the component separator but the "
                              f"procedure composites use {used[0]!r}; read with {used[0]!r}")
