@@ -32,7 +32,7 @@ def _context(df: pl.DataFrame, st_offset: int) -> pl.DataFrame:
     def last(t: str) -> pl.Expr:
         return pl.when(tag == t).then(pl.col("seg")).forward_fill()
 
-    df = df.with_columns(st_no=(tag == "ST").cum_sum() + st_offset, st_seg=last("ST"), clp_seg=last("CLP"),
+    df = df.with_columns(st_no=(tag == "ST").cum_sum().cast(pl.Int64) + st_offset, st_seg=last("ST"), clp_seg=last("CLP"),
                          svc_seg=last("SVC"), isa_ctrl=pl.when(tag == "ISA").then(_e(13)).forward_fill())
     in_claim = pl.col("clp_seg").is_not_null() & (pl.col("clp_seg") > pl.col("st_seg").fill_null(0)) & \
         ~tag.is_in(["SE", "GE", "IEA", "PLB"])
@@ -73,10 +73,10 @@ def read_835(path: Path) -> dict[str, pl.DataFrame]:
     out: dict[str, list[pl.DataFrame]] = {k: [] for k in ("claims", "lines", "adjustments", "remarks", "plb")}
     st_offset, interchange, first = 0, None, True
     for piece, before in sg.iter_pieces(path, seps):
-        df = sg.frame(piece, seps, before)
         if first:
-            _component_separator(path, df, seps)
+            _component_separator(path, piece, seps)
             first = False
+        df = sg.frame(piece, seps, before)
         df = _context(df, st_offset).with_columns(pl.col("isa_ctrl").fill_null(pl.lit(interchange, pl.String)))
         st_offset = int(df["st_no"].max() or 0)
         if df["isa_ctrl"].drop_nulls().len():

@@ -25,7 +25,7 @@ import polars as pl
 
 from claimaudit.errors import InputError
 
-PIECE_BYTES = 32 << 20                          # text parsed at once; pieces end before an ST segment
+PIECE_BYTES = 8 << 20                           # text parsed at once; pieces end before an ST segment
 _TAG = re.compile(r"^[A-Z][A-Z0-9]{1,2}$")
 
 
@@ -106,12 +106,13 @@ def iter_pieces(path: Path, seps: Separators, piece_bytes: int = PIECE_BYTES) ->
 
 
 def frame(piece: str, seps: Separators, first_segment: int) -> pl.DataFrame:
-    """One row per segment: ``seg`` (1-based position in the file), ``tag``, ``el`` (elements, tag first)."""
-    raw = pl.Series("raw", piece.split(seps.terminator), dtype=pl.String)
+    """One row per segment: ``seg`` (1-based position in the file), ``tag``, ``el`` (elements, tag first),
+    ``row`` (position among the piece's non-empty segments)."""
+    raw = pl.Series("raw", [piece], dtype=pl.String).str.split(seps.terminator).explode()   # split in Rust
     df = pl.DataFrame(raw).with_row_index("seg", offset=first_segment + 1)
     df = df.with_columns(pl.col("raw").str.strip_chars()).filter(pl.col("raw") != "")
     return df.select(pl.col("seg").cast(pl.Int64), el=pl.col("raw").str.split(seps.element)).with_columns(
-        tag=pl.col("el").list.first())
+        tag=pl.col("el").list.first()).with_row_index("row")
 
 
 def bad_tags(df: pl.DataFrame) -> pl.Series:
