@@ -238,7 +238,7 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
             raw_record=pl.concat_str([pl.lit("SV1 "), pl.col("procedure_code").fill_null("?")]),
             error=pl.concat_str([pl.lit("x12: claim "), pl.col("claim_id").fill_null("?"), pl.lit(": "), "error"])),
         bare])
-    return records, rejects, (isa[-1] if isa.len() else None)
+    return records.sort(LINE), rejects.sort(LINE), (isa[-1] if isa.len() else None)
 
 
 def read_837(path: Path, *, threads: int = 2) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
@@ -265,5 +265,6 @@ def read_837(path: Path, *, threads: int = 2) -> tuple[pl.DataFrame, pl.DataFram
     for recs, _, last in results:
         records.append(recs.with_columns(pl.col("source_interchange").fill_null(pl.lit(interchange, pl.String))))
         interchange = last or interchange
-    frame = pl.concat(records) if records else pl.DataFrame()
-    return frame.sort(LINE), pl.concat([r for _, r, _ in results]).sort(LINE), sorted(seps.warnings)
+    # pieces are in file order and each is sorted: no global sort (it would copy every line again)
+    frame = pl.concat(records, rechunk=False) if records else pl.DataFrame()
+    return frame, pl.concat([r for _, r, _ in results], rechunk=False), sorted(seps.warnings)
