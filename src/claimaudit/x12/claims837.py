@@ -143,14 +143,15 @@ def _errors(df: pl.DataFrame, tagged, seps: sg.Separators, path: Path) -> pl.Dat
     tag = pl.col("tag")
 
     def flag(rows: pl.DataFrame, label: pl.Expr) -> pl.DataFrame:
-        return rows.select("st_no", "clm_seg", reason=label)
+        return rows.select("st_no", "clm_seg", "seg", reason=label)
 
     billing = tagged("NM1").filter(pl.col("clm_seg").is_null()).filter(_e(1) == "85")
     clm, sv1 = tagged("CLM"), tagged("SV1")
     hi_claims = tagged("HI").filter(pl.col("clm_seg").is_not_null()).select("clm_seg").unique()
     found = pl.concat([
         flag(df.filter(sg.bad_tags(df)),
-             pl.format("segment {}: '{}' is not a segment identifier", "seg", tag.str.slice(0, 10))),
+             pl.format("segment {}: {} is not a segment identifier", "seg",
+                       pl.when(tag == "").then(pl.lit("(empty)")).otherwise(pl.format("'{}'", tag.str.slice(0, 10))))),
         flag(billing.filter(pl.col("seg") != pl.col("seg").min().over("hl_seg")),
              pl.format("segment {}: a second billing provider NM1*85 in one HL loop", "seg")),
         flag(df.filter(((tag == "N4") & (tag.shift(1) != "N3") & (tag.shift(-1) == "N3")).fill_null(False)),
@@ -168,7 +169,7 @@ def _errors(df: pl.DataFrame, tagged, seps: sg.Separators, path: Path) -> pl.Dat
     se = tagged("SE").select("st_no", se_row="row", se_count=_e(1).cast(pl.Int64, strict=False))
     sets = st.join(se, on="st_no", how="left")
     unclosed = sets.filter(pl.col("se_row").is_null()).select(
-        "st_no", clm_seg=pl.lit(None, pl.Int64),
+        "st_no", clm_seg=pl.lit(None, pl.Int64), seg="st_seg",
         reason=pl.format("segment {}: transaction set has no SE (cut short)", "st_seg"))
     # many real files carry a wrong SE01: worth a warning, not worth dropping claims
     miscounted = sets.filter(pl.col("se_count") != pl.col("se_row") - pl.col("st_row") + 1)
@@ -204,9 +205,9 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
     lines = _lines(tagged, comp).join(claims, on="clm_seg", how="left")
     errors = _errors(df, tagged, seps, path)
     claim_errors = errors.filter(pl.col("clm_seg").is_not_null()).group_by("clm_seg").agg(
-        claim_error=pl.col("reason").sort().str.join("; "))
+        claim_error=pl.col("reason").sort_by("seg").str.join("; "))
     set_errors = errors.filter(pl.col("clm_seg").is_null()).group_by("st_no").agg(
-        set_error=pl.col("reason").sort().str.join("; "))
+        set_error=pl.col("reason").sort_by("seg").str.join("; "))
     lines = lines.join(claim_errors, on="clm_seg", how="left").join(set_errors, on="st_no", how="left")
     lines = lines.with_columns(error=pl.coalesce("claim_error", "set_error"))
     # a dropped claim with no service line still counts: one reject for its CLM segment
