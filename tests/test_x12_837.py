@@ -48,7 +48,7 @@ def test_valid_files_load_and_match_pyx12(path):
     records, rejects, warnings = read_837(path)
     assert rejects.height == 0
     component = ">" if any("procedure composites use '>'" in w for w in warnings) else \
-        segments.separators(path, segments.read_text(path)).component
+        segments.separators(path, segments.head(path)).component
     ours = [(r["claim_id"], r["procedure_code"],
              tuple(m for m in (r[f"modifier_{i}"] for i in (1, 2, 3, 4)) if m),
              float(r["minutes"] if r["minutes"] is not None else r["units"]))
@@ -129,11 +129,10 @@ def test_streaming_pieces_give_the_same_lines(monkeypatch):
     """Pieces end before an ST: 312 interchanges read in ~4 KB pieces give the same lines as one piece."""
     path = X12 / "imsweb_x12_multiple_transactions.txt"
     whole, _, _ = read_837(path)
-    seps = segments.separators(path, segments.read_text(path))
+    seps = segments.separators(path, segments.head(path))
     pieces = list(segments.iter_pieces(path, seps, piece_bytes=4096))
     assert len(pieces) > 50 and all(p.lstrip().startswith("ST") for p, _ in pieces[1:])
-    monkeypatch.setattr(segments, "PIECE_BYTES", 4096)
-    monkeypatch.setattr(segments.iter_pieces, "__defaults__", (4096,))
+    monkeypatch.setattr(segments.iter_pieces, "__defaults__", (4096,))     # every read uses 4 KB pieces
     streamed, _, _ = read_837(path)
     assert whole.height == 624
     assert streamed.equals(whole)

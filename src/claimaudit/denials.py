@@ -84,12 +84,8 @@ WITH lines AS (
     FROM remit_lines l
     LEFT JOIN remit_matches m USING (run_id, source_file, svc_seg)
     WHERE l.run_id = $run),
-adj AS (
-    SELECT source_file, svc_seg, "group" || '-' || reason AS carc, amount
-    FROM remit_adjustments WHERE run_id = $run AND level = 'line'),
 finding_lines AS (
-    SELECT claim_id, line_number, rule_id, regexp_extract(predicted_carc, '^([A-Z]{2}-[A-Z0-9]+)', 1) AS predicted
-    FROM findings WHERE run_id = $run AND severity IN ('error', 'warning'))
+    SELECT DISTINCT claim_id, line_number FROM findings WHERE run_id = $run AND severity IN ('error', 'warning'))
 SELECT
   (SELECT count(*) FROM lines) AS remit_lines,
   (SELECT count(*) FROM lines WHERE claim_id IS NOT NULL) AS matched,

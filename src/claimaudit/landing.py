@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from claimaudit.errors import InputError
-from claimaudit.ingest.readers import FORMATS, _sha256
+from claimaudit.ingest.readers import FORMATS, sha256_file
 from claimaudit.warehouse import connect
 
 
@@ -57,7 +57,7 @@ def scan(db: str | Path, folder: str | Path, scope: str, *, settle_seconds: floa
         if settle_seconds and now - p.stat().st_mtime < settle_seconds:
             deferred.append(str(p))
             continue
-        digest = _sha256(p)
+        digest = sha256_file(p)
         if digest in known or digest in seen:
             skipped.append({"path": str(p), "sha256": digest})
         else:
@@ -130,10 +130,16 @@ def apply(db: str | Path, run_id: str, scope: str, scanned: dict, *, full: bool 
     return info
 
 
+def _landing_scope(con, run_id: str) -> str | None:
+    """The scope key of a landing run; None for an ordinary audit."""
+    row = con.execute("SELECT scope_key, landing FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    return row[0][0] if row and row[0][1] is not None else None
+
+
 def drop_quarantined(con, run_id: str) -> int:
     """Ledger lines of the audited days that the data-quality step quarantined leave the ledger too."""
-    row = con.execute("SELECT scope_key, landing FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    if not row or row[0][1] is None:
+    key = _landing_scope(con, run_id)
+    if key is None:
         return 0
     return len(con.execute("""
         DELETE FROM ledger_lines l
@@ -141,15 +147,14 @@ def drop_quarantined(con, run_id: str) -> int:
           AND (l.patient_id, l.rendering_npi, l.date_of_service) IN (
               SELECT (patient_id, rendering_npi, date_of_service) FROM pending_days WHERE scope_key = ?)
           AND (l.claim_id, l.line_number) NOT IN (SELECT (claim_id, line_number) FROM claim_lines WHERE run_id = ?)
-        RETURNING 1""", [row[0][0], row[0][0], run_id]).fetchall())
+        RETURNING 1""", [key, key, run_id]).fetchall())
 
 
 def carry_forward(con, run_id: str) -> int:
     """Copy the previous completed run's findings on days this run did not audit (unchanged lines)."""
-    row = con.execute("SELECT scope_key, landing FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    if not row or row[0][1] is None:
+    key = _landing_scope(con, run_id)
+    if key is None:
         return 0
-    key = row[0][0]
     previous = con.execute("""SELECT run_id FROM runs WHERE scope_key = ? AND status = 'completed' AND run_id <> ?
                               ORDER BY started_at DESC LIMIT 1""", [key, run_id]).fetchall()
     if not previous:

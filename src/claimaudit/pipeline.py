@@ -25,7 +25,7 @@ from claimaudit import __version__
 from claimaudit.errors import ClaimAuditError, InputError
 from claimaudit.ingest.mapping import load_mapping
 from claimaudit.ingest.normalize import normalize, rejects_as_quarantine, split
-from claimaudit.ingest.readers import _sha256, read_raw
+from claimaudit.ingest.readers import sha256_file, read_raw
 from claimaudit.refdata.store import ensure_reference
 from claimaudit.rules.profiles import load_profiles
 from claimaudit.rules.runner import prepare, run_rules
@@ -137,7 +137,7 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
                                                         "procedure code, kept and never matched on code"
                                                         if got["lines_without_code"] else ""))
             con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, 'x12-835', 0, 0, 0, ?)",
-                        [run_id, str(path), str(Path(path).resolve()), _sha256(Path(path)),
+                        [run_id, str(path), str(Path(path).resolve()), sha256_file(Path(path)),
                          Path(path).stat().st_size, json.dumps([*got["warnings"], note])])
         con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ? WHERE run_id = ?",
                     [read, loaded.height, quarantined.height, run_id])
@@ -210,7 +210,7 @@ def apply_rules(db: str | Path, run_id: str, *, partitions: int = 1, run_partiti
     ``partitions > 1`` runs the rules on that many patient-hash partitions (partition.py), by
     default in threads; ``run_partitions(work, parts, run_id)`` runs them elsewhere (the Prefect
     flow submits them to its task runner, e.g. a Dask cluster) and returns their results."""
-    from claimaudit import history, landing, partition
+    from claimaudit import denials, history, landing, partition
 
     work = None
     if partitions > 1:
@@ -228,8 +228,6 @@ def apply_rules(db: str | Path, run_id: str, *, partitions: int = 1, run_partiti
         carried = landing.carry_forward(con, run_id)      # incremental runs: findings of untouched days
         changes = history.record(con, run_id)
         changes["carried_forward"] = carried
-        from claimaudit import denials
-
         denial = denials.analyse(con, run_id)             # runs with 835 input: remits vs findings
         con.execute("UPDATE runs SET denials = ? WHERE run_id = ?", [json.dumps(denial) if denial else None, run_id])
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",

@@ -8,6 +8,7 @@ dropped: it comes back in ``rejects`` with its line number and the raw text.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class RawFile:
     warnings: list[str] = field(default_factory=list)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -110,12 +111,13 @@ def _is_x12(path: Path) -> bool:
 
 
 def _transaction_kind(path: Path) -> str:
-    with path.open("rb") as fh:
-        head = fh.read(4096).decode("latin-1")
-    element = head.lstrip("\ufeff\xef\xbb\xbf \r\n\t")[3]
-    for segment in head.split("ST" + element)[1:2]:
-        return segment[:3]
-    return "?"
+    """ST01 of the first transaction set (837, 835...)."""
+    from claimaudit.x12.segments import head
+
+    text = head(path).lstrip()
+    element = text[3]
+    found = re.search(rf"ST{re.escape(element)}(\w+)", text)
+    return found.group(1) if found else "?"
 
 
 def is_remittance(path: Path) -> bool:
@@ -131,7 +133,7 @@ def _read_x12(path: Path, size: int) -> RawFile:
     from claimaudit.x12.claims837 import read_837
 
     frame, rejects, warnings = read_837(path)
-    return RawFile(path, "x12-837", _sha256(path), size, frame, rejects, warnings)
+    return RawFile(path, "x12-837", sha256_file(path), size, frame, rejects, warnings)
 
 
 def read_raw(path: str | Path, mapping: Mapping) -> RawFile:
@@ -170,4 +172,4 @@ def read_raw(path: str | Path, mapping: Mapping) -> RawFile:
             raise InputError(f"{path}: not a readable .xlsx workbook ({type(exc).__name__})") from None
         frame = _stringify(frame).with_row_index(LINE, offset=2).with_columns(pl.col(LINE).cast(pl.Int64))
         rejects = _empty_rejects()
-    return RawFile(path, fmt, _sha256(path), size, frame, rejects)
+    return RawFile(path, fmt, sha256_file(path), size, frame, rejects)

@@ -219,9 +219,7 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
                                          pl.coalesce("claim_error", "set_error")])))
     pointer_codes = pl.col("pointers").list.eval(pl.element().cast(pl.Int32, strict=False) - 1)
     good = lines.filter(pl.col("error").is_null()).with_columns(
-        dx=pl.struct("dx_all", p=pointer_codes).map_batches(
-            lambda s: s.struct.field("dx_all").list.gather(s.struct.field("p"), null_on_oob=True),
-            return_dtype=pl.List(pl.String)))
+        dx=pl.col("dx_all").list.gather(pointer_codes, null_on_oob=True))
     records = good.select(
         claim_id="claim_id", line_number="line_number", patient_id="patient_id",
         rendering_npi=pl.coalesce("line_rendering", "claim_rendering", "billing_npi"),
@@ -250,7 +248,7 @@ def read_837(path: Path, *, threads: int = 2) -> tuple[pl.DataFrame, pl.DataFram
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    seps = sg.separators(path, sg.read_text(path)[:400])
+    seps = sg.separators(path, sg.head(path))
     pending: deque = deque()
     results: list[tuple[pl.DataFrame, pl.DataFrame, str | None]] = []
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

@@ -69,7 +69,7 @@ def _triplets(rows: pl.DataFrame, start: int, width: int, count: int, names: lis
 
 def read_835(path: Path) -> dict[str, pl.DataFrame]:
     """Tables of one 835 file (strings typed, positions as provenance) and the reader's warnings."""
-    seps = sg.separators(path, sg.read_text(path)[:400])
+    seps = sg.separators(path, sg.head(path))
     out: dict[str, list[pl.DataFrame]] = {k: [] for k in ("claims", "lines", "adjustments", "remarks", "plb")}
     st_offset, interchange, first = 0, None, True
     for piece, before in sg.iter_pieces(path, seps):

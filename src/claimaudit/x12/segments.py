@@ -38,14 +38,11 @@ class Separators:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+def head(path: Path, size: int = 4096) -> str:
+    """The start of the file (BOM dropped): enough for the ISA header and the first ST."""
+    with path.open("rb") as fh:
+        data = fh.read(size)
+    return data.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
 
 
 def separators(path: Path, text: str) -> Separators:
