@@ -53,8 +53,7 @@ def _context(df: pl.DataFrame, st_offset: int) -> pl.DataFrame:
         return pl.when(tag == t).then(pl.col("seg")).forward_fill()
 
     df = df.with_columns(st_no=(tag == "ST").cum_sum().cast(pl.Int64) + st_offset, st_seg=last("ST"), hl_seg=last("HL"),
-                         clm_seg=last("CLM"), lx_seg=last("LX"),
-                         isa_ctrl=pl.when(tag == "ISA").then(_e(13)).forward_fill())
+                         clm_seg=last("CLM"), lx_seg=last("LX"))
     in_claim = pl.col("clm_seg").is_not_null() & (pl.col("clm_seg") > pl.col("hl_seg").fill_null(0)) & \
         (pl.col("clm_seg") > pl.col("st_seg").fill_null(0))
     in_line = in_claim & pl.col("lx_seg").is_not_null() & (pl.col("lx_seg") > pl.col("clm_seg"))
@@ -87,7 +86,7 @@ def _hl_table(tagged) -> pl.DataFrame:
 
 def _claims(tagged, hl: pl.DataFrame, comp: str) -> pl.DataFrame:
     clm = tagged("CLM").select(
-        "st_no", "isa_ctrl", "hl_seg", clm_seg="seg", claim_id=_ne(1), claim_charge=_ne(2),
+        "st_no", "hl_seg", clm_seg="seg", claim_id=_ne(1), claim_charge=_ne(2),
         claim_pos=_ne(5).str.split(comp).list.first())
     in_claim_only = pl.col("clm_seg").is_not_null() & pl.col("lx_seg").is_null()
     rendering = tagged("NM1").filter(in_claim_only).filter(_e(1) == "82").group_by("clm_seg").agg(
@@ -111,7 +110,7 @@ def _claims(tagged, hl: pl.DataFrame, comp: str) -> pl.DataFrame:
     dependent = pick("23", "dep_name").is_not_null()
     dep_key = pl.concat_str([pick("23", "dep_name"), pick("23", "dob").fill_null("")], separator="|")
     return clm.select(
-        "st_no", "isa_ctrl", "clm_seg", "claim_id", "claim_pos", "claim_rendering", "dx_all",
+        "st_no", "clm_seg", "claim_id", "claim_pos", "claim_rendering", "dx_all",
         billing_npi=pick("20", "billing_npi"), payer=pick("22", "payer"),
         patient_id=pl.when(dependent).then(pl.concat_str([pick("22", "member_id"), pl.lit("-D"),
                                                           dep_key.hash().cast(pl.String).str.slice(0, 8)]))
@@ -126,11 +125,12 @@ def _lines(tagged, comp: str) -> pl.DataFrame:
         line_pos=_ne(5), pointers=_ne(7).str.split(comp))
     # D8 = one date, RD8 = a range (start used, end kept); any other qualifier leaves the date empty,
     # so the line is quarantined as bad_date/missing rather than read as something it does not say
-    dtp = tagged("DTP").filter(in_line).filter(_e(1) == "472").group_by("lx_seg").agg(
-        dos=pl.when(_e(2).first().is_in(["D8", "RD8"])).then(_ne(3).first().str.slice(0, 8)),
-        dos_end=pl.when(_e(2).first() == "RD8").then(_ne(3).first().str.slice(-8)))
-    rendering = tagged("NM1").filter(in_line).filter(_e(1) == "82").group_by("lx_seg").agg(
-        line_rendering=pl.when(_e(8) == "XX").then(_ne(9)).first())
+    first = pl.col("lx_seg").is_first_distinct()         # segments are in file order: the line's first one
+    dtp = tagged("DTP").filter(in_line & (_e(1) == "472")).filter(first).select(
+        "lx_seg", dos=pl.when(_e(2).is_in(["D8", "RD8"])).then(_ne(3).str.slice(0, 8)),
+        dos_end=pl.when(_e(2) == "RD8").then(_ne(3).str.slice(-8)))
+    rendering = tagged("NM1").filter(in_line & (_e(1) == "82")).filter(first).select(
+        "lx_seg", line_rendering=pl.when(_e(8) == "XX").then(_ne(9)))
     mods = {f"modifier_{i}": pl.col("composite").list.get(i + 1, null_on_oob=True) for i in (1, 2, 3, 4)}
     return (sv1.join(lx, on="lx_seg", how="left").join(dtp, on="lx_seg", how="left")
             .join(rendering, on="lx_seg", how="left")
@@ -193,15 +193,12 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
            ) -> tuple[pl.DataFrame, pl.DataFrame, str | None]:
     """Records and rejects of one piece (whole transaction sets), and its last ISA13."""
     df = _context(sg.frame(piece, seps, before), piece_no << 32)
-    isa = df["isa_ctrl"].drop_nulls()
-    parts = df.partition_by("tag", as_dict=True)          # one pass; each step reads only its segments
-    empty = df.clear()
-
-    def tagged(name: str) -> pl.DataFrame:
-        return parts.get((name,), empty)
-
+    tagged = sg.Segments(df, seps)                        # one pass; each step reads only its segments
+    isa = tagged("ISA").select(isa_seg="seg", isa_ctrl=_e(13))
     comp = seps.component
-    claims = _claims(tagged, _hl_table(tagged), comp)
+    # each claim's interchange: the last ISA before it (none in this piece: settled by read_837)
+    claims = _claims(tagged, _hl_table(tagged), comp).sort("clm_seg").join_asof(
+        isa, left_on="clm_seg", right_on="isa_seg", strategy="backward").drop("isa_seg")
     lines = _lines(tagged, comp).join(claims, on="clm_seg", how="left")
     errors = _errors(df, tagged, seps, path)
     claim_errors = errors.filter(pl.col("clm_seg").is_not_null()).group_by("clm_seg").agg(
@@ -217,9 +214,11 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
             .select(pl.col("clm_seg").alias(LINE), raw_record=pl.concat_str([pl.lit("CLM "), "claim_id"]),
                     error=pl.concat_str([pl.lit("x12: claim "), pl.col("claim_id").fill_null("?"), pl.lit(": "),
                                          pl.coalesce("claim_error", "set_error")])))
-    pointer_codes = pl.col("pointers").list.eval(pl.element().cast(pl.Int32, strict=False) - 1)
-    good = lines.filter(pl.col("error").is_null()).with_columns(
-        dx=pl.col("dx_all").list.gather(pointer_codes, null_on_oob=True))
+    # SV107 holds at most four pointers (1-based) into the claim's HI codes
+    # (a pointer that is not a number from 1 up names no code)
+    pointer = [pl.col("pointers").list.get(i, null_on_oob=True).cast(pl.Int32, strict=False) for i in range(4)]
+    pointed = [pl.col("dx_all").list.get(pl.when(p >= 1).then(p - 1), null_on_oob=True) for p in pointer]
+    good = lines.filter(pl.col("error").is_null())
     records = good.select(
         claim_id="claim_id", line_number="line_number", patient_id="patient_id",
         rendering_npi=pl.coalesce("line_rendering", "claim_rendering", "billing_npi"),
@@ -229,7 +228,8 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
         units=pl.when(pl.col("basis") == "MJ").then(pl.lit("1")).otherwise("quantity"),
         minutes=pl.when(pl.col("basis") == "MJ").then("quantity"),
         charge_amount="charge", place_of_service=pl.coalesce("line_pos", "claim_pos"),
-        diagnosis_codes=pl.col("dx").list.drop_nulls().list.join(","),
+        diagnosis_codes=pl.when(pl.col("dx_all").is_not_null() & pl.col("pointers").is_not_null()).then(
+            pl.concat_str(pointed, separator=",", ignore_nulls=True)),
         source_interchange="isa_ctrl", **{LINE: pl.col("seg")})
     rejects = pl.concat([
         lines.filter(pl.col("error").is_not_null()).select(
@@ -237,7 +237,8 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
             raw_record=pl.concat_str([pl.lit("SV1 "), pl.col("procedure_code").fill_null("?")]),
             error=pl.concat_str([pl.lit("x12: claim "), pl.col("claim_id").fill_null("?"), pl.lit(": "), "error"])),
         bare])
-    return records.sort(LINE), rejects.sort(LINE), (isa[-1] if isa.len() else None)
+    last_isa = isa["isa_ctrl"][-1] if isa.height else None
+    return records.sort(LINE), rejects.sort(LINE), last_isa
 
 
 def read_837(path: Path, *, threads: int = 2) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:

@@ -76,7 +76,7 @@ def read_835(path: Path) -> dict[str, pl.DataFrame]:
         if first:
             _component_separator(path, piece, seps)
             first = False
-        df = sg.frame(piece, seps, before)
+        df = sg.frame(piece, seps, before).with_columns(el=pl.col("raw").str.split(seps.element)).drop("raw")
         df = _context(df, st_offset).with_columns(pl.col("isa_ctrl").fill_null(pl.lit(interchange, pl.String)))
         st_offset = int(df["st_no"].max() or 0)
         if df["isa_ctrl"].drop_nulls().len():

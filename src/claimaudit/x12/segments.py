@@ -66,13 +66,28 @@ def separators(path: Path, text: str) -> Separators:
     return Separators(element, component, terminator, repetition)
 
 
+def _last_st(block: bytes, seps: Separators) -> int | None:
+    """Where the last ST segment of a block starts: just after the terminator before it (whitespace
+    between the two goes with the ST). None when the block has no ST after its start."""
+    st, term = ("ST" + seps.element).encode("latin-1"), seps.terminator.encode("latin-1")
+    pos = len(block)
+    while (pos := block.rfind(st, 0, pos)) > 0:
+        end = pos
+        while end > 0 and block[end - len(term):end] != term and block[end - 1] in b" \t\r\n":
+            end -= 1                                  # whitespace between the terminator and ST
+        if block[end - len(term):end] == term:
+            return end
+    return None
+
+
 def iter_pieces(path: Path, seps: Separators, piece_bytes: int = PIECE_BYTES) -> Iterator[tuple[str, int]]:
     """Text pieces that end before an ST segment, with the number of segments before each piece.
 
     The file is read in blocks of ``piece_bytes``: memory follows the block size, not the file size
-    (a transaction set larger than a block is kept whole)."""
-    st = re.compile(re.escape(seps.terminator) + r"\s*ST" + re.escape(seps.element))
-    segments_before, carry = 0, ""
+    (a transaction set larger than a block is kept whole). The cut is found from the end of the block
+    (``rfind``), so finding it costs next to nothing, and a piece is decoded only once."""
+    term = seps.terminator.encode("latin-1")
+    segments_before, carry = 0, b""
     with path.open("rb") as fh:
         first = True
         while True:
@@ -80,37 +95,56 @@ def iter_pieces(path: Path, seps: Separators, piece_bytes: int = PIECE_BYTES) ->
             if first and block.startswith(b"\xef\xbb\xbf"):
                 block = block[3:]
             first = False
-            if not block:
-                break
-            try:
-                text = carry + block.decode("utf-8")
-            except UnicodeDecodeError:                    # a block may cut a UTF-8 character: latin-1 keeps bytes
-                text = carry + block.decode("latin-1")
             if len(block) < piece_bytes:                 # the end of the file: the rest is one piece
-                carry = text
+                carry += block
                 break
-            cut = None
-            for m in st.finditer(text):
-                cut = m.start() + len(seps.terminator)
-            if cut is None or cut == 0:
-                carry = text
+            data = carry + block
+            cut = _last_st(data, seps)
+            if not cut:
+                carry = data
                 continue
-            yield text[:cut], segments_before
-            segments_before += text[:cut].count(seps.terminator)
-            carry = text[cut:]
+            yield _decode(data[:cut]), segments_before
+            segments_before += data.count(term, 0, cut)
+            carry = data[cut:]
     if carry.strip():
-        yield carry, segments_before
+        yield _decode(carry), segments_before
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:                        # not UTF-8: latin-1 keeps every byte
+        return data.decode("latin-1")
 
 
 def frame(piece: str, seps: Separators, first_segment: int) -> pl.DataFrame:
-    """One row per segment: ``seg`` (1-based position in the file), ``tag``, ``el`` (elements, tag first),
-    ``row`` (position among the piece's non-empty segments)."""
+    """One row per segment: ``seg`` (1-based position in the file), ``tag``, ``raw`` (the segment's text),
+    ``row`` (position among the piece's non-empty segments). Elements are split per tag, on demand
+    (``Segments``): most segments are never split twice and the frame carries one string per segment."""
     raw = pl.Series("raw", [piece], dtype=pl.String).str.split(seps.terminator).explode()   # split in Rust
     df = pl.DataFrame(raw).with_row_index("seg", offset=first_segment + 1)
     df = df.with_columns(pl.col("raw").str.strip_chars()).filter(pl.col("raw") != "")
-    return df.select(pl.col("seg").cast(pl.Int64), el=pl.col("raw").str.split(seps.element)).with_columns(
-        tag=pl.col("el").list.first()).with_row_index("row")
+    end = pl.col("raw").str.find(seps.element, literal=True).fill_null(pl.col("raw").str.len_chars())
+    return df.select(pl.col("seg").cast(pl.Int64), "raw", tag=pl.col("raw").str.head(end)).with_row_index("row")
+
+
+class Segments:
+    """A piece's segments partitioned by tag; ``seg("CLM")`` adds ``el`` (the elements, tag first)."""
+
+    def __init__(self, df: pl.DataFrame, seps: Separators):
+        self.all, self._element = df, seps.element
+        self._parts = df.partition_by("tag", as_dict=True)
+        self._split: dict[str, pl.DataFrame] = {}
+        self._empty = df.clear().with_columns(el=pl.lit(None, pl.List(pl.String)))
+
+    def __call__(self, tag: str) -> pl.DataFrame:
+        if tag not in self._split:
+            part = self._parts.get((tag,))
+            self._split[tag] = self._empty if part is None else \
+                part.with_columns(el=pl.col("raw").str.split(self._element)).drop("raw")
+        return self._split[tag]
 
 
 def bad_tags(df: pl.DataFrame) -> pl.Series:
-    return ~df["tag"].str.contains(_TAG.pattern)
+    tags = df["tag"].unique()                         # a few dozen distinct tags: test those, not every row
+    return df["tag"].is_in(tags.filter(~tags.str.contains(_TAG.pattern)).implode())
