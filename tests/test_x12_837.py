@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +14,7 @@ import pytest
 from claimaudit import pipeline
 from claimaudit.errors import InputError
 from claimaudit.x12 import segments
-from claimaudit.x12.claims837 import read_837
+from claimaudit.x12.claims837 import read_837, write_837_parquet
 
 X12 = Path(__file__).resolve().parents[2] / "shared" / "data" / "x12" / "837p"
 NEGATIVE = ("bad_", "_missing_", "no_isa", "loop_errors", "out_of_order", "segment_errors")
@@ -149,3 +151,60 @@ def test_audit_reads_837_by_content_and_reconciles(tmp_path):
     assert any("ISA16" in w for w in by_file["demo.example9.837"]["warnings"])
     loaded = pl.read_csv(tmp_path / "out" / "quarantine.csv", infer_schema=False)
     assert loaded["source_line"].to_list() == ["34"]                 # the SV1 segment of the dropped claim
+
+
+@pytest.mark.parametrize("name", ["imsweb_x12_multiple_transactions.txt", "imsweb_x12_missing_elements.txt",
+                                  "imsweb_x12_segment_errors.txt"])
+def test_streamed_parquet_holds_what_read_837_reads(tmp_path, monkeypatch, name):
+    """x12-lines writes piece by piece (4 KB pieces here): the same lines and rejects as one read,
+    provenance kept; a file with no good line still gets an (empty) lines.parquet."""
+    whole, rejected, warnings = read_837(X12 / name)
+    monkeypatch.setattr(segments.iter_pieces, "__defaults__", (4096,))
+    counts = write_837_parquet(X12 / name, tmp_path)
+    assert (counts["lines"], counts["rejects"], counts["warnings"]) == (whole.height, rejected.height, warnings)
+    lines = pl.read_parquet(tmp_path / "lines.parquet")
+    assert lines.height == whole.height
+    assert lines.equals(whole.rename({"__line": "source_row"}))
+    assert pl.read_parquet(tmp_path / "rejects.parquet").equals(rejected.rename({"__line": "source_row"}))
+
+
+def test_x12_lines_command_and_auditing_its_output(tmp_path):
+    """The converted lines audit like the 837 itself: same lines loaded, same findings."""
+    from click.testing import CliRunner
+
+    from claimaudit.cli import cli
+
+    runner = CliRunner()
+    # the shared 837 files raise no finding, so: three therapy claims with a PTP pair (97530 + 97140),
+    # the second without the rendering NPI the rules need
+    claims = []
+    for n, rendering in ((1, "NM1*82*1*THERAPIST*SYN****XX*1234567893~"), (2, ""), (3, "")):
+        claims.append(f"HL*{n + 1}*1*22*0~SBR*P*18*******MB~NM1*IL*1*PATIENT*SYN****MI*M{n:05d}~"
+                      f"NM1*PR*2*MEDICARE PART B*****PI*12345~CLM*C{n}*200***11:B:1*Y*A*Y*Y~HI*ABK:M25561~"
+                      f"{rendering}LX*1~SV1*HC:97530:GP*100*UN*1***1~DTP*472*D8*20260302~"
+                      f"LX*2~SV1*HC:97140:GP*100*UN*1***1~DTP*472*D8*20260302~")
+    body = ("ST*837*0001*005010X222A1~BHT*0019*00*1*20260301*0932*CH~HL*1**20*1~"
+            "NM1*85*2*SYNTHETIC THERAPY GROUP*****XX*1234567893~N3*1 MAIN ST~N4*ANYTOWN*MD*20705~"
+            + "".join(claims))
+    src = tmp_path / "therapy.837"
+    src.write_text("ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *260301*0932*^*00501*"
+                   "000000001*0*T*:~GS*HC*S*R*20260301*0932*1*X*005010X222A1~" + body
+                   + f"SE*{body.count('~') + 1}*0001~GE*1*1~IEA*1*000000001~")
+    result = runner.invoke(cli, ["x12-lines", str(src), "--out", str(tmp_path / "conv")])
+    assert result.exit_code == 0, result.output
+    assert "6 service lines" in result.output
+    direct = pipeline.run_audit([src], db=tmp_path / "a.duckdb", out=tmp_path / "a", data_quality=False)
+    converted = pipeline.run_audit([tmp_path / "conv" / "lines.parquet"], db=tmp_path / "b.duckdb",
+                                   out=tmp_path / "b", data_quality=False)
+    assert (converted["read"], converted["loaded"]) == (direct["read"], direct["loaded"]) == (6, 6)
+    key = ["rule_id", "claim_id", "line_number", "procedure_code"]
+    a = pl.read_parquet(tmp_path / "a" / "findings.parquet").select(key).sort(key)
+    b = pl.read_parquet(tmp_path / "b" / "findings.parquet").select(key).sort(key)
+    assert a.height > 0 and "PTP-002" in a["rule_id"].to_list() and a.equals(b)
+    # not an 837: one line on stderr, exit 2, no traceback (a real process, as users run it)
+    remit = next((X12.parent / "835").glob("*.835"))
+    for path, words in ((remit, "837P claims only"), (Path(__file__), "not an X12 interchange")):
+        done = subprocess.run([sys.executable, "-m", "claimaudit", "x12-lines", str(path), "--out", str(tmp_path / "x")],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

@@ -183,6 +183,29 @@ def serve(folder: Path, db: Path, refdata_folder: Path | None, out_root: Path, s
                                only=list(only) or None, data_quality=not no_data_quality, notify_url=notify_url)
 
 
+@cli.command("x12-lines")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for lines.parquet and rejects.parquet.")
+def x12_lines(path: Path, out: Path) -> None:
+    """Stream an 837P file into canonical claim lines (Parquet) at flat memory, whatever its size.
+
+    lines.parquet can then be audited like any extract: claimaudit audit OUT/lines.parquet."""
+    from claimaudit.ingest.readers import transaction_kind
+    from claimaudit.x12.claims837 import write_837_parquet
+    from claimaudit.x12.segments import head, separators
+
+    separators(path, head(path))                      # one clear line when it is not an X12 interchange
+    kind = transaction_kind(path)
+    if kind != "837":
+        raise ClaimAuditError(f"{path}: X12 transaction set {kind}: x12-lines reads 837P claims only")
+    counts = write_837_parquet(path, out)
+    console.print(f"{path}: {counts['lines']:,} service lines -> {out / 'lines.parquet'}; "
+                  f"{counts['rejects']:,} rejected -> {out / 'rejects.parquet'}")
+    for warning in counts["warnings"]:
+        console.print(f"warning: {warning}")
+
+
 @cli.group()
 def refdata() -> None:
     """CMS reference data (NCCI PTP and MUE files)."""

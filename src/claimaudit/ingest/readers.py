@@ -110,7 +110,7 @@ def _is_x12(path: Path) -> bool:
     return head.startswith(b"ISA") and len(head) > 3 and not chr(head[3]).isalnum()
 
 
-def _transaction_kind(path: Path) -> str:
+def transaction_kind(path: Path) -> str:
     """ST01 of the first transaction set (837, 835...)."""
     from claimaudit.x12.segments import head
 
@@ -122,11 +122,11 @@ def _transaction_kind(path: Path) -> str:
 
 def is_remittance(path: Path) -> bool:
     """An X12 835 remittance (read into the remit tables, not as claim lines)."""
-    return _is_x12(path) and _transaction_kind(path) == "835"
+    return _is_x12(path) and transaction_kind(path) == "835"
 
 
 def _read_x12(path: Path, size: int) -> RawFile:
-    kind = _transaction_kind(path)
+    kind = transaction_kind(path)
     if kind != "837":
         raise InputError(f"{path}: X12 transaction set {kind} is not read as claim lines (837P claims are; "
                          "835 remittances are read next to them for the denial analysis)")

@@ -27,6 +27,9 @@ as rejects (one per service line) with a reason naming the segment position.
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -241,30 +244,79 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
     return records.sort(LINE), rejects.sort(LINE), last_isa
 
 
-def read_837(path: Path, *, threads: int = 2) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
-    """Canonical string records (+ __line = SV1 position), rejects (__line, raw_record, error), warnings.
+def iter_837(path: Path, *, threads: int = 2, warnings: list[str] | None = None
+             ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """The file's (records, rejects) piece by piece, in file order: memory follows the piece size.
 
-    Pieces are independent (whole transaction sets), so ``threads`` of them are parsed at once
-    (Polars releases the GIL); at most ``threads + 1`` pieces are held in memory."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
+    Records are canonical string columns + __line (the SV1 segment position); rejects are
+    (__line, raw_record, error). Pieces are independent (whole transaction sets), so ``threads`` of
+    them are parsed at once (Polars releases the GIL); at most ``threads + 1`` pieces are in flight.
+    The reader's warnings are appended to ``warnings`` once the file is read."""
     seps = sg.separators(path, sg.head(path))
-    pending: deque = deque()
-    results: list[tuple[pl.DataFrame, pl.DataFrame, str | None]] = []
+    pending: deque[Future] = deque()
+    interchange: str | None = None          # a piece that starts inside an interchange takes its ISA13 from before
+
+    def settled(result: tuple[pl.DataFrame, pl.DataFrame, str | None]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        nonlocal interchange
+        records, rejects, last = result
+        records = records.with_columns(pl.col("source_interchange").fill_null(pl.lit(interchange, pl.String)))
+        interchange = last or interchange
+        return records, rejects
+
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for piece_no, (piece, before) in enumerate(sg.iter_pieces(path, seps)):
             if piece_no == 0:           # the separators must be settled before pieces run in parallel
                 _component_separator(path, piece, seps)
             pending.append(pool.submit(_piece, piece, before, piece_no, seps, path))
+            del piece
             while len(pending) > threads:
-                results.append(pending.popleft().result())
-        results += [f.result() for f in pending]
-    # a piece that starts inside an interchange takes its ISA13 from the pieces before it
-    records, interchange = [], None
-    for recs, _, last in results:
-        records.append(recs.with_columns(pl.col("source_interchange").fill_null(pl.lit(interchange, pl.String))))
-        interchange = last or interchange
+                yield settled(pending.popleft().result())
+        while pending:
+            yield settled(pending.popleft().result())
+    if warnings is not None:
+        warnings += sorted(seps.warnings)
+
+
+def read_837(path: Path, *, threads: int = 2) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """The whole file at once: records, rejects and warnings (``iter_837`` for bounded memory)."""
+    warnings: list[str] = []
+    pieces = list(iter_837(path, threads=threads, warnings=warnings))
     # pieces are in file order and each is sorted: no global sort (it would copy every line again)
-    frame = pl.concat(records, rechunk=False) if records else pl.DataFrame()
-    return frame, pl.concat([r for _, r, _ in results], rechunk=False), sorted(seps.warnings)
+    records = pl.concat([r for r, _ in pieces], rechunk=False) if pieces else pl.DataFrame()
+    rejects = pl.concat([j for _, j in pieces], rechunk=False) if pieces else pl.DataFrame()
+    return records, rejects, warnings
+
+
+def write_837_parquet(path: Path, out: Path, *, threads: int = 2) -> dict:
+    """Stream an 837P file into ``out/lines.parquet`` and ``out/rejects.parquet`` (canonical string
+    columns; ``source_row`` = the SV1 segment position), one piece at a time: memory stays flat
+    whatever the file's size. Returns the counts and the reader's warnings."""
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    warnings: list[str] = []
+    writers: dict[str, pq.ParquetWriter] = {}
+    counts = {"lines": 0, "rejects": 0}
+    shapes: dict[str, pl.DataFrame] = {}
+
+    def arrow(frame: pl.DataFrame):
+        return frame.rename({LINE: "source_row"}).to_arrow(compat_level=pl.CompatLevel.oldest())
+
+    try:
+        for records, rejects in iter_837(path, threads=threads, warnings=warnings):
+            for name, frame in (("lines", records), ("rejects", rejects)):
+                shapes.setdefault(name, frame.clear())
+                if not frame.height:
+                    continue
+                table = arrow(frame)
+                if name not in writers:
+                    writers[name] = pq.ParquetWriter(out / f"{name}.parquet", table.schema, compression="zstd")
+                writers[name].write_table(table.cast(writers[name].schema))
+                counts[name] += frame.height
+        for name, empty in shapes.items():          # no rows of a kind: an empty file, not a missing one
+            if name not in writers:
+                pq.write_table(arrow(empty), out / f"{name}.parquet")
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return {**counts, "warnings": warnings}
