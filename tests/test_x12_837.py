@@ -127,9 +127,12 @@ def test_terminators_bom_and_indentation_do_not_change_what_is_read(tmp_path):
         assert records.drop("__line").equals(base.drop("__line")), name
 
 
-def test_streaming_pieces_give_the_same_lines(monkeypatch):
-    """Pieces end before an ST: 312 interchanges read in ~4 KB pieces give the same lines as one piece."""
-    path = X12 / "imsweb_x12_multiple_transactions.txt"
+@pytest.mark.parametrize("terminator", ["~", "\n", "~\r\n  "])
+def test_streaming_pieces_give_the_same_lines(monkeypatch, tmp_path, terminator):
+    """Pieces end before an ST: 312 interchanges read in ~4 KB pieces give the same lines as one piece,
+    whether segments end with ~, a newline, or ~ + CR/LF + indentation."""
+    path = tmp_path / "multiple.txt"
+    path.write_text((X12 / "imsweb_x12_multiple_transactions.txt").read_text().replace("~", terminator))
     whole, _, _ = read_837(path)
     seps = segments.separators(path, segments.head(path))
     pieces = list(segments.iter_pieces(path, seps, piece_bytes=4096))
