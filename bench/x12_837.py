@@ -13,6 +13,7 @@ the peak RSS is the process's. The data is generated at run time and deleted aft
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import tempfile
@@ -56,6 +57,11 @@ def generate(path: Path, megabytes: int) -> int:
     return n
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=1000)
@@ -73,6 +79,7 @@ def main() -> None:
         from claimaudit.x12.claims837 import iter_837, read_837, write_837_parquet
 
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cpu = _cpu_seconds()
         t = time.perf_counter()
         held = ""
         if args.mode == "stream":
@@ -88,11 +95,16 @@ def main() -> None:
             lines, rejected = records.height, rejects.height
             held = f"; the lines held are {records.estimated_size() / 2**20:,.0f} MiB"
         seconds = time.perf_counter() - t
+        cpu = _cpu_seconds() - cpu
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         size = path.stat().st_size / 1e6
         print(f"{args.mode}: read {lines:,} service lines ({rejected} rejected, {len(warnings)} warnings) "
               f"in {seconds:.1f} s: {size / seconds:,.1f} MB/s, {lines / seconds:,.0f} lines/s")
         print(f"peak RSS {peak:,.0f} MiB (before reading {base:,.0f} MiB){held}")
+        # wall time varies with the machine's neighbours; CPU time is the steadier figure
+        cores = os.cpu_count() or 1
+        print(f"CPU {cpu:.1f} s (user + sys): {size / cpu:,.1f} MB per CPU-second, so at most "
+              f"{size / cpu * cores:,.0f} MB/s on {cores} cores")
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
