@@ -48,19 +48,22 @@ def test_svc_without_a_procedure_code_is_reported_not_fatal():
     assert str(line["paid"]) == "1766.50"
 
 
-def _remit(claims: list[tuple[str, list[tuple[dict, str, str]]]], path: Path) -> None:
-    """Write an 835: claims = [(claim id, [(claim line row, paid, "CO*151" or "")])]."""
+def _remit(claims: list[tuple], path: Path, paid_on: str = "20260401") -> None:
+    """Write an 835 paid on ``paid_on`` (BPR16): claims = [(claim id, [(claim line row, paid, "CO*151"
+    or "")], CLP02 status, default "1")]. A reversal (status 22) carries negative charges."""
     segs = ["ISA*00*          *00*          *ZZ*PAYER          *ZZ*PROVIDER       *260401*1200*^*00501*000000001*0*T*:",
             "GS*HP*PAYER*PROVIDER*20260401*1200*1*X*005010X221A1", "ST*835*0001",
-            "BPR*I*100*C*CHK************20260401", "TRN*1*12345*1999999999", "N1*PR*MEDICARE",
+            f"BPR*I*100*C*CHK************{paid_on}", "TRN*1*12345*1999999999", "N1*PR*MEDICARE",
             "N1*PE*CLINIC*XX*1234567893", "LX*1"]
-    for claim_id, lines in claims:
-        total = sum(float(r["charge_amount"]) for r, _, _ in lines)
-        segs.append(f"CLP*{claim_id}*1*{total:.2f}*0**MB*PAYERCLAIM{claim_id}")
+    for claim_id, lines, *status in claims:
+        status = status[0] if status else "1"
+        sign = -1 if status == "22" else 1
+        total = sum(float(r["charge_amount"]) for r, _, _ in lines) * sign
+        segs.append(f"CLP*{claim_id}*{status}*{total:.2f}*0**MB*PAYERCLAIM{claim_id}")
         for row, paid, cas in lines:
             mods = ":".join(m for m in (row["modifier_1"], row["modifier_2"], row["modifier_3"], row["modifier_4"]) if m)
             code = f"HC:{row['procedure_code']}" + (f":{mods}" if mods else "")
-            segs += [f"SVC*{code}*{float(row['charge_amount']):.2f}*{paid}**{row['units']}",
+            segs += [f"SVC*{code}*{sign * float(row['charge_amount']):.2f}*{paid}**{row['units']}",
                      f"DTM*472*{row['date_of_service'].replace('-', '')}"]
             if cas:
                 segs.append(f"CAS*{cas}*{float(row['charge_amount']):.2f}")
@@ -96,6 +99,45 @@ def test_remits_link_to_lines_and_measure_the_rules(tmp_path):
         in d["adjustments_by_carc"]
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Denials: what the payer did (835)" in html and "Preventable" in html
+
+
+def test_secondary_payers_and_reversals_link_and_are_not_denials(tmp_path):
+    """Each CLP is one adjudication: a secondary payer's remit and a reversal + correction link to the
+    same claim line as the primary's; the line's verdict is its latest primary adjudication."""
+    plain = pipeline.run_audit([SAMPLE], db=tmp_path / "a.duckdb", out=tmp_path / "a", data_quality=False)
+    findings = pl.read_parquet(tmp_path / "a" / "findings.parquet")
+    lines = pl.read_csv(SAMPLE, infer_schema=False)
+    flagged = lines.filter(pl.col("claim_id") == "CLM001302").sort("line_number").to_dicts()[0]   # TIME-001
+    clean_id = (lines.filter(~pl.col("claim_id").is_in(findings["claim_id"].implode())
+                             & pl.col("date_of_service").str.contains(r"^\d{4}-"))["claim_id"].sort()[0])
+    clean = lines.filter(pl.col("claim_id") == clean_id).sort("line_number").to_dicts()[0]
+    full = f"{float(clean['charge_amount']):.2f}"
+    # April 1: the primary denies both lines; April 15: the secondary pays nothing on the flagged one;
+    # May 1: the primary reverses the clean line's denial and pays it in full
+    _remit([("CLM001302", [(flagged, "0", "CO*151")]), (clean_id, [(clean, "0", "CO*16")])],
+           tmp_path / "primary.835", paid_on="20260401")
+    _remit([("CLM001302", [(flagged, "0", "OA*23")], "2")], tmp_path / "secondary.835", paid_on="20260415")
+    _remit([(clean_id, [(clean, "0", "")], "22"), (clean_id, [(clean, full, "")], "1")],
+           tmp_path / "corrected.835", paid_on="20260501")
+
+    summary = pipeline.run_audit([SAMPLE, tmp_path / "primary.835", tmp_path / "secondary.835",
+                                  tmp_path / "corrected.835"], db=tmp_path / "w.duckdb", out=tmp_path / "out",
+                                 data_quality=False)
+    assert summary["read"] == plain["read"]
+    d = summary["denials"]
+    assert (d["remit_lines"], d["matched"]) == (5, 5)                  # nothing left as "no line of the claim fits"
+    assert d["unmatched"] == {}
+    assert d["lines_by_role"] == {"primary": 3, "reversal": 1, "secondary": 1}
+    assert d["superseded_lines"] == 1                                   # the clean line's first denial
+    assert (d["denied_lines"], d["denied_dollars"]) == (1, float(flagged["charge_amount"]))
+    assert d["preventable_dollars"] == float(flagged["charge_amount"])
+    assert (d["denials_not_predicted"], d["denials_not_predicted_dollars"]) == (0, 0.0)
+    time_rule = next(r for r in d["rules"] if r["rule_id"] == "TIME-001")
+    assert (time_rule["findings_with_remit"], time_rule["denied"], time_rule["denied_as_predicted"]) == (1, 1, 1)
+    # the reversal's negative charge cannot match on charge: it links on code + date of service
+    assert d["matches_by_rule"]["code+dos"] == 1
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "primary 3, reversal 1, secondary 1" in html and "1 earlier primary lines superseded" in html
 
 
 def test_only_remittances_is_a_clear_error(tmp_path):
