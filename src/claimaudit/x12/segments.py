@@ -25,7 +25,7 @@ import polars as pl
 
 from claimaudit.errors import InputError
 
-PIECE_BYTES = 8 << 20                           # text parsed at once; pieces end before an ST segment
+PIECE_BYTES = 4 << 20                           # text parsed at once; pieces end before an ST segment
 _TAG = re.compile(r"^[A-Z][A-Z0-9]{1,2}$")
 
 
@@ -129,20 +129,25 @@ def frame(piece: str, seps: Separators, first_segment: int) -> pl.DataFrame:
 
 
 class Segments:
-    """A piece's segments partitioned by tag; ``seg("CLM")`` adds ``el`` (the elements, tag first)."""
+    """A piece's segments partitioned by tag. ``seg("CLM")`` is a LazyFrame of the CLM segments with
+    ``el`` (the elements, tag first), so a piece's steps form one plan, collected once;
+    ``seg.frame("CLM")`` is the same, eager."""
 
     def __init__(self, df: pl.DataFrame, seps: Separators):
         self.all, self._element = df, seps.element
         self._parts = df.partition_by("tag", as_dict=True)
         self._split: dict[str, pl.DataFrame] = {}
-        self._empty = df.clear().with_columns(el=pl.lit(None, pl.List(pl.String)))
+        self._empty = df.clear().with_columns(el=pl.lit(None, pl.List(pl.String))).drop("raw")
 
-    def __call__(self, tag: str) -> pl.DataFrame:
+    def frame(self, tag: str) -> pl.DataFrame:
         if tag not in self._split:
             part = self._parts.get((tag,))
             self._split[tag] = self._empty if part is None else \
                 part.with_columns(el=pl.col("raw").str.split(self._element)).drop("raw")
         return self._split[tag]
+
+    def __call__(self, tag: str) -> pl.LazyFrame:
+        return self.frame(tag).lazy()
 
 
 def bad_tags(df: pl.DataFrame) -> pl.Series:
