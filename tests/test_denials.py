@@ -10,6 +10,7 @@ import pytest
 
 from claimaudit import pipeline
 from claimaudit.x12.remits835 import read_835
+from remits import write_835   # tests/remits.py
 
 REMITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "x12" / "835"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "claims.csv"
@@ -48,29 +49,6 @@ def test_svc_without_a_procedure_code_is_reported_not_fatal():
     assert str(line["paid"]) == "1766.50"
 
 
-def _remit(claims: list[tuple], path: Path, paid_on: str = "20260401") -> None:
-    """Write an 835 paid on ``paid_on`` (BPR16): claims = [(claim id, [(claim line row, paid, "CO*151"
-    or "")], CLP02 status, default "1")]. A reversal (status 22) carries negative charges."""
-    segs = ["ISA*00*          *00*          *ZZ*PAYER          *ZZ*PROVIDER       *260401*1200*^*00501*000000001*0*T*:",
-            "GS*HP*PAYER*PROVIDER*20260401*1200*1*X*005010X221A1", "ST*835*0001",
-            f"BPR*I*100*C*CHK************{paid_on}", "TRN*1*12345*1999999999", "N1*PR*MEDICARE",
-            "N1*PE*CLINIC*XX*1234567893", "LX*1"]
-    for claim_id, lines, *status in claims:
-        status = status[0] if status else "1"
-        sign = -1 if status == "22" else 1
-        total = sum(float(r["charge_amount"]) for r, _, _ in lines) * sign
-        segs.append(f"CLP*{claim_id}*{status}*{total:.2f}*0**MB*PAYERCLAIM{claim_id}")
-        for row, paid, cas in lines:
-            mods = ":".join(m for m in (row["modifier_1"], row["modifier_2"], row["modifier_3"], row["modifier_4"]) if m)
-            code = f"HC:{row['procedure_code']}" + (f":{mods}" if mods else "")
-            segs += [f"SVC*{code}*{sign * float(row['charge_amount']):.2f}*{paid}**{row['units']}",
-                     f"DTM*472*{row['date_of_service'].replace('-', '')}"]
-            if cas:
-                segs.append(f"CAS*{cas}*{float(row['charge_amount']):.2f}")
-    segs += ["SE*99*0001", "GE*1*1", "IEA*1*000000001"]
-    path.write_text("~\n".join(segs) + "~\n", encoding="ascii")
-
-
 def test_remits_link_to_lines_and_measure_the_rules(tmp_path):
     plain = pipeline.run_audit([SAMPLE], db=tmp_path / "a.duckdb", out=tmp_path / "a", data_quality=False)
     findings = pl.read_parquet(tmp_path / "a" / "findings.parquet")
@@ -79,7 +57,7 @@ def test_remits_link_to_lines_and_measure_the_rules(tmp_path):
     clean_id = (lines.filter(~pl.col("claim_id").is_in(findings["claim_id"].implode())
                              & pl.col("date_of_service").str.contains(r"^\d{4}-"))["claim_id"].sort()[0])
     clean = lines.filter(pl.col("claim_id") == clean_id).sort("line_number").to_dicts()
-    _remit([("CLM001302", [(flagged[0], "0", "CO*151"), (flagged[1], f"{float(flagged[1]['charge_amount']):.2f}", "")]),
+    write_835([("CLM001302", [(flagged[0], "0", "CO*151"), (flagged[1], f"{float(flagged[1]['charge_amount']):.2f}", "")]),
             (clean_id, [(clean[0], "0", "CO*16")]),
             ("NOT-IN-RUN", [(clean[0], "0", "CO*16")])], tmp_path / "remit.835")
 
@@ -114,10 +92,10 @@ def test_secondary_payers_and_reversals_link_and_are_not_denials(tmp_path):
     full = f"{float(clean['charge_amount']):.2f}"
     # April 1: the primary denies both lines; April 15: the secondary pays nothing on the flagged one;
     # May 1: the primary reverses the clean line's denial and pays it in full
-    _remit([("CLM001302", [(flagged, "0", "CO*151")]), (clean_id, [(clean, "0", "CO*16")])],
+    write_835([("CLM001302", [(flagged, "0", "CO*151")]), (clean_id, [(clean, "0", "CO*16")])],
            tmp_path / "primary.835", paid_on="20260401")
-    _remit([("CLM001302", [(flagged, "0", "OA*23")], "2")], tmp_path / "secondary.835", paid_on="20260415")
-    _remit([(clean_id, [(clean, "0", "")], "22"), (clean_id, [(clean, full, "")], "1")],
+    write_835([("CLM001302", [(flagged, "0", "OA*23")], "2")], tmp_path / "secondary.835", paid_on="20260415")
+    write_835([(clean_id, [(clean, "0", "")], "22"), (clean_id, [(clean, full, "")], "1")],
            tmp_path / "corrected.835", paid_on="20260501")
 
     summary = pipeline.run_audit([SAMPLE, tmp_path / "primary.835", tmp_path / "secondary.835",

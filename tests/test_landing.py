@@ -159,3 +159,39 @@ def test_lines_quarantined_by_data_quality_leave_the_ledger(tmp_path):
     full = pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", full=True)
     assert (full["read"], full["loaded"], full["quarantined"]) == (0, 0, 0)   # nothing re-quarantined
     assert full["landing"]["ledger_lines"] == full["landing"]["lines_audited"] == 635
+
+
+def test_x12_claims_and_remittances_land_by_content(tmp_path):
+    """An 837 is picked up whatever its name; an 835 arriving alone re-audits the days of the claims
+    it pays and links them; a file that is neither is reported, not silently passed over."""
+    from remits import write_835   # tests/remits.py
+
+    land, db = tmp_path / "landing", tmp_path / "w.duckdb"
+    land.mkdir()
+    shutil.copy(SAMPLE, land / "extract.csv")
+    shutil.copy(Path(__file__).resolve().parents[2] / "shared" / "data" / "x12" / "837p" / "demo.example1.837",
+                land / "batch.837")
+    (land / "notes.docx").write_bytes(b"minutes of the billing meeting")
+    first = _landing(land, db, tmp_path / "r1")
+    info = first["landing"]
+    assert sorted(info["files_new"]) == [str(land / "batch.837"), str(land / "extract.csv")]
+    assert info["files_ignored"] == [str(land / "notes.docx")]
+    assert first["read"] == 640 + 4 and first["reconciled"]
+    assert first.get("denials") is None
+
+    line = pl.read_csv(SAMPLE, infer_schema=False).filter(pl.col("claim_id") == TV02).sort("line_number").to_dicts()[0]
+    write_835([(TV02, [(line, "0", "CO*151")])], land / "remit-0610.835")      # the payer's answer, alone
+    second = _landing(land, db, tmp_path / "r2")
+    info = second["landing"]
+    assert info["files_new"] == [str(land / "remit-0610.835")]
+    assert (info["remittance_files"], info["remit_claims"], info["remit_claims_in_ledger"]) == (1, 1, 1)
+    assert second["read"] == 0 and info["days_audited"] == 1        # the paid claim's day, from the ledger
+    d = second["denials"]
+    assert (d["remit_lines"], d["matched"], d["denied_lines"]) == (1, 1, 1)
+    assert d["preventable_dollars"] == float(line["charge_amount"])   # TIME-001 had flagged it
+    assert _fingerprints(db, second["run_id"]) == _fingerprints(db, first["run_id"])
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM pending_days").fetchall()[0][0] == 0
+
+    third = _landing(land, db, tmp_path / "r3")                     # the same 835 again: seen, skipped
+    assert third["landing"]["files_new"] == [] and third.get("denials") is None

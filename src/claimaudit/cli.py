@@ -61,6 +61,12 @@ def _print_summary(summary: dict) -> None:
         console.print(f"data quality: {dq['expectations']} expectations, "
                       + (f"failed: {', '.join(dq['failed'])}" if dq["failed"] else "all passed")
                       + (f"; Data Docs: {summary['out_dir']}/{dq['data_docs']}" if dq.get("data_docs") else ""))
+    d = summary.get("denials")
+    if d:
+        console.print(f"denials (835): {d['remit_lines']} remit lines, {d['matched']} matched; {d['denied_lines']} denied "
+                      f"(${d['denied_dollars']:,.2f}); preventable ${d['preventable_dollars']:,.2f}; "
+                      f"{d['denials_not_predicted']} denied line(s) no rule predicted "
+                      f"(${d['denials_not_predicted_dollars']:,.2f})")
     if summary["reference"]["starter_set_used"]:
         console.print("[bold yellow]reference: the bundled STARTER set was used - it is NOT the CMS NCCI tables "
                       "(claimaudit refdata import ...)[/]")
@@ -147,6 +153,9 @@ def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, d
                   f"seen (skipped), {len(info['files_deferred'])} still being written; {info['claims_replaced']} "
                   f"claim(s) replaced; audited {info['lines_audited']} lines on {info['days_audited']} changed days"
                   + (f"; recovered abandoned run(s) {', '.join(info['abandoned_runs'])}" if info["abandoned_runs"] else ""))
+    if info.get("files_ignored"):
+        console.print(f"[yellow]not read[/] (neither an extract by its suffix nor X12 by its content): "
+                      f"{', '.join(info['files_ignored'])}")
     _print_summary(summary)
     if notify_url:
         notify(notify_url, summary)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from claimaudit.errors import InputError
-from claimaudit.ingest.readers import FORMATS, sha256_file
+from claimaudit.ingest.readers import FORMATS, is_x12, sha256_file
 from claimaudit.warehouse import connect
 
 
@@ -45,8 +45,10 @@ def scan(db: str | Path, folder: str | Path, scope: str, *, settle_seconds: floa
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: landing folder does not exist")
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-             and p.suffix.lower() in FORMATS]
+    candidates = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    # extracts by their suffix; X12 837P claims and 835 remittances by content, whatever their name
+    files = [p for p in candidates if p.suffix.lower() in FORMATS or is_x12(p)]
+    ignored = sorted(str(p) for p in candidates if p not in files)     # reported, never silently dropped
     files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))           # oldest first: newer files win
     now = time.time()
     with connect(db) as con:
@@ -63,7 +65,7 @@ def scan(db: str | Path, folder: str | Path, scope: str, *, settle_seconds: floa
         else:
             seen.add(digest)
             new.append({"path": str(p), "sha256": digest, "bytes": p.stat().st_size})
-    return {"new": new, "skipped": skipped, "deferred": deferred}
+    return {"new": new, "skipped": skipped, "deferred": deferred, "ignored": ignored}
 
 
 def apply(db: str | Path, run_id: str, scope: str, scanned: dict, *, full: bool = False) -> dict:
@@ -95,8 +97,11 @@ def apply(db: str | Path, run_id: str, scope: str, scanned: dict, *, full: bool 
                 SELECT patient_id, rendering_npi, date_of_service FROM incoming
                 UNION ALL
                 SELECT patient_id, rendering_npi, date_of_service FROM ledger_lines
-                WHERE scope_key = ? AND (? OR claim_id IN (SELECT claim_id FROM incoming)))""",
-                    [key, run_id, key, full])
+                WHERE scope_key = ? AND (? OR claim_id IN (SELECT claim_id FROM incoming)
+                                           -- the claims this run's 835 remittances pay: linked in this run
+                                           OR claim_id IN (SELECT patient_control_number FROM remit_claims
+                                                           WHERE run_id = ?)))""",
+                    [key, run_id, key, full, run_id])
         con.execute("DELETE FROM ledger_lines WHERE scope_key = ? AND claim_id IN (SELECT claim_id FROM incoming)", [key])
         con.execute("INSERT INTO ledger_lines BY NAME SELECT ? AS scope_key, * FROM incoming", [key])
         per_file = dict(con.execute("SELECT source_file, count(*) FROM claim_lines WHERE run_id = ? GROUP BY 1",
@@ -115,11 +120,17 @@ def apply(db: str | Path, run_id: str, scope: str, scanned: dict, *, full: bool 
         audited = con.execute("""SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service))
                                  FROM claim_lines WHERE run_id = ?""", [run_id]).fetchall()[0]
         ledger = con.execute("SELECT count(*) FROM ledger_lines WHERE scope_key = ?", [key]).fetchall()[0][0]
+        remits = con.execute("""SELECT count(DISTINCT source_file), count(*),
+                                       count(*) FILTER (WHERE patient_control_number IN (
+                                           SELECT claim_id FROM ledger_lines WHERE scope_key = ?))
+                                FROM remit_claims WHERE run_id = ?""", [key, run_id]).fetchall()[0]
         info = {
             "scope": scope,
             "files_new": [f["path"] for f in scanned["new"]],
             "files_skipped": [f["path"] for f in scanned["skipped"]],
             "files_deferred": scanned["deferred"],
+            "files_ignored": scanned.get("ignored", []),
+            "remittance_files": remits[0], "remit_claims": remits[1], "remit_claims_in_ledger": remits[2],
             "claims_replaced": replaced[0], "lines_replaced": replaced[1],
             "lines_superseded_in_batch": in_batch,
             "full_reaudit": full,

@@ -21,6 +21,10 @@ def message(summary: dict) -> tuple[str, str]:
         (f"landing: {len(land['files_new'])} new file(s), {len(land['files_skipped'])} skipped, "
          f"{land['claims_replaced']} claim(s) replaced, {land['days_audited']} day(s) audited") if land else "",
         f"findings: {f['error']} error, {f['warning']} warning, {f['info']} info",
+        (f"denials (835): {summary['denials']['denied_lines']} denied line(s), "
+         f"${summary['denials']['preventable_dollars']:,.2f} preventable") if summary.get("denials") else "",
+        (f"not read: {len(land['files_ignored'])} file(s) neither an extract nor X12"
+         if land.get("files_ignored") else ""),
         (f"since the previous run: {h['new']} new, {h['recurring']} recurring, {h['resolved']} resolved"
          if h.get("previous_run_id") else ""),
         "STARTER reference set used (not the CMS tables)" if summary["reference"]["starter_set_used"] else "",

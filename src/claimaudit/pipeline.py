@@ -70,16 +70,43 @@ def start_run(db: str | Path, *, profile: str = DEFAULT_PROFILE, mapping: str | 
     return {"run_id": run_id, "out_dir": str(out_dir)}
 
 
+def _load_remits(con, run_id: str, remits: list[str | Path]) -> None:
+    """835 remittances: their own tables, not claim lines; each is listed among the run's inputs."""
+    from claimaudit import denials
+
+    for table in ("remit_claims", "remit_lines", "remit_adjustments", "remit_remarks", "remit_plb"):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+    for path in remits:
+        got = denials.load(con, run_id, Path(path), str(path))
+        note = (f"835 remittance: {got['claims']} claims, {got['lines']} service lines, {got['adjustments']} "
+                f"adjustments (not claim lines)" + (f"; {got['lines_without_code']} service line(s) without a "
+                                                    "procedure code, kept and never matched on code"
+                                                    if got["lines_without_code"] else ""))
+        con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, 'x12-835', 0, 0, 0, ?)",
+                    [run_id, str(path), str(Path(path).resolve()), sha256_file(Path(path)),
+                     Path(path).stat().st_size, json.dumps([*got["warnings"], note])])
+
+
 def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: str | None = None,
-           profile: str = DEFAULT_PROFILE, out_dir: str | Path, keys_per_file: bool = False) -> dict:
-    """Read every input, load good lines into claim_lines, quarantine the rest; read = loaded + quarantined."""
+           profile: str = DEFAULT_PROFILE, out_dir: str | Path, keys_per_file: bool = False,
+           remits_alone: bool = False) -> dict:
+    """Read every input, load good lines into claim_lines, quarantine the rest; read = loaded + quarantined.
+
+    ``remits_alone``: 835 remittances may come without claims (a landing run: they pay claims the
+    ledger already holds)."""
     if not inputs:
         raise InputError("no input files given")
-    from claimaudit import denials
     from claimaudit.ingest.readers import is_remittance
 
     remits = [p for p in inputs if is_remittance(Path(p))]
     inputs = [p for p in inputs if p not in remits]
+    if not inputs and remits_alone:
+        with connect(db) as con:
+            con.execute("BEGIN")
+            con.execute("DELETE FROM run_inputs WHERE run_id = ?", [run_id])
+            _load_remits(con, run_id, remits)
+            con.execute("COMMIT")
+        return no_new_lines(db, run_id, out_dir)
     if not inputs:
         raise InputError("only 835 remittances given: add the claims they pay (837P files or extracts) "
                          "to link denials to findings")
@@ -128,17 +155,7 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
             con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [run_id, f["source_file"], f["path"], f["sha256"], f["bytes"], f["file_format"],
                          f["rows_read"], f["rows_loaded"], f["rows_quarantined"], json.dumps(f["warnings"])])
-        for table in ("remit_claims", "remit_lines", "remit_adjustments", "remit_remarks", "remit_plb"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        for path in remits:                      # remittances: their own tables, not claim lines
-            got = denials.load(con, run_id, Path(path), str(path))
-            note = (f"835 remittance: {got['claims']} claims, {got['lines']} service lines, {got['adjustments']} "
-                    f"adjustments (not claim lines)" + (f"; {got['lines_without_code']} service line(s) without a "
-                                                        "procedure code, kept and never matched on code"
-                                                        if got["lines_without_code"] else ""))
-            con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, 'x12-835', 0, 0, 0, ?)",
-                        [run_id, str(path), str(Path(path).resolve()), sha256_file(Path(path)),
-                         Path(path).stat().st_size, json.dumps([*got["warnings"], note])])
+        _load_remits(con, run_id, remits)
         con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ? WHERE run_id = ?",
                     [read, loaded.height, quarantined.height, run_id])
         con.execute("COMMIT")
@@ -425,7 +442,7 @@ def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", map
             t = time.perf_counter()
             if scanned["new"]:
                 step("ingest", ingest, db, run_id, [f["path"] for f in scanned["new"]], mapping=mapping,
-                     profile=profile, out_dir=out_dir, keys_per_file=True)
+                     profile=profile, out_dir=out_dir, keys_per_file=True, remits_alone=True)
             else:
                 step("ingest", no_new_lines, db, run_id, out_dir)
             _crash_point("ingested")

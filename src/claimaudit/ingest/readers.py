@@ -101,7 +101,7 @@ def _empty_rejects() -> pl.DataFrame:
     return pl.DataFrame(schema={LINE: pl.Int64, "raw_record": pl.String, "error": pl.String})
 
 
-def _is_x12(path: Path) -> bool:
+def is_x12(path: Path) -> bool:
     """X12 is recognised by content (an interchange starts with ISA), whatever the file is called."""
     if not path.is_file():
         return False
@@ -122,7 +122,7 @@ def transaction_kind(path: Path) -> str:
 
 def is_remittance(path: Path) -> bool:
     """An X12 835 remittance (read into the remit tables, not as claim lines)."""
-    return _is_x12(path) and transaction_kind(path) == "835"
+    return is_x12(path) and transaction_kind(path) == "835"
 
 
 def _read_x12(path: Path, size: int) -> RawFile:
@@ -143,7 +143,7 @@ def read_raw(path: str | Path, mapping: Mapping) -> RawFile:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; name the extract files")
-    fmt = "x12" if _is_x12(path) else FORMATS.get(path.suffix.lower())
+    fmt = "x12" if is_x12(path) else FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"{path}: unsupported file type {path.suffix or '(none)'} (expected .csv, .parquet, .xlsx "
                          "or an X12 837P interchange)")
