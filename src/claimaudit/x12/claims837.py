@@ -26,7 +26,6 @@ as rejects (one per service line) with a reason naming the segment position.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,27 +34,11 @@ from pathlib import Path
 import polars as pl
 
 from claimaudit.x12 import segments as sg
+from claimaudit.x12.segments import element as _e
+from claimaudit.x12.segments import nonempty as _ne
+from claimaudit.x12.segments import trimmed as _ns
 
 LINE = "__line"
-
-
-def _e(i: int) -> pl.Expr:
-    return pl.col("el").list.get(i, null_on_oob=True)
-
-
-def _ne(i: int) -> pl.Expr:
-    """Element i, NULL when empty. X12 suppresses leading and trailing spaces outside the fixed-width
-    ISA, and the normaliser trims every value it types, so only ``_ns`` trims here (it costs ~10 %
-    of a piece when done for every element)."""
-    v = _e(i)
-    return pl.when(v != "").then(v)
-
-
-def _ns(i: int) -> pl.Expr:
-    """Element i trimmed, NULL when blank: for the values that decide structure (HL ids) or fall back
-    to another (NPIs), where a stray space would change what is read."""
-    v = _e(i).str.strip_chars()
-    return pl.when(v != "").then(v)
 
 
 def _collect(plan: pl.LazyFrame) -> pl.DataFrame:
@@ -65,13 +48,9 @@ def _collect(plan: pl.LazyFrame) -> pl.DataFrame:
 
 
 def _context(df: pl.DataFrame, st_offset: int) -> pl.DataFrame:
-    tag = pl.col("tag")
-
-    def last(t: str) -> pl.Expr:
-        return pl.when(tag == t).then(pl.col("seg")).forward_fill()
-
-    df = df.with_columns(st_no=(tag == "ST").cum_sum().cast(pl.Int64) + st_offset, st_seg=last("ST"), hl_seg=last("HL"),
-                         clm_seg=last("CLM"), lx_seg=last("LX"))
+    last = sg.last_position
+    df = df.with_columns(st_no=(pl.col("tag") == "ST").cum_sum().cast(pl.Int64) + st_offset, st_seg=last("ST"),
+                         hl_seg=last("HL"), clm_seg=last("CLM"), lx_seg=last("LX"))
     in_claim = pl.col("clm_seg").is_not_null() & (pl.col("clm_seg") > pl.col("hl_seg").fill_null(0)) & \
         (pl.col("clm_seg") > pl.col("st_seg").fill_null(0))
     in_line = in_claim & pl.col("lx_seg").is_not_null() & (pl.col("lx_seg") > pl.col("clm_seg"))
@@ -199,16 +178,6 @@ def _errors(df: pl.DataFrame, tagged: sg.Segments, seps: sg.Separators, path: Pa
     return pl.concat([found, unclosed], how="vertical_relaxed")
 
 
-def _component_separator(path: Path, text: str, seps: sg.Separators) -> None:
-    """ISA16 vs the separator the SV1/SVC composites really use ("HC:99213" or "HC>99213")."""
-    element = re.escape(seps.element)
-    used = sorted(set(re.findall(rf"(?:SV1|SVC){element}HC([^A-Za-z0-9{element}])", text)))
-    if len(used) == 1 and seps.component != used[0]:
-        seps.warnings.append(f"{path}: ISA16 declares {seps.component!r} as the component separator but the "
-                             f"procedure composites use {used[0]!r}; read with {used[0]!r}")
-        seps.component = used[0]
-
-
 def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Path
            ) -> tuple[pl.DataFrame, pl.DataFrame, str | None]:
     """Records and rejects of one piece (whole transaction sets), and its last ISA13."""
@@ -283,7 +252,7 @@ def iter_837(path: Path, *, threads: int = 3, warnings: list[str] | None = None
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for piece_no, (piece, before) in enumerate(sg.iter_pieces(path, seps)):
             if piece_no == 0:           # the separators must be settled before pieces run in parallel
-                _component_separator(path, piece, seps)
+                sg.component_separator(path, piece, seps)
             pending.append(pool.submit(_piece, piece, before, piece_no, seps, path))
             del piece
             while len(pending) > threads:

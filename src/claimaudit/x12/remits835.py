@@ -23,15 +23,12 @@ from pathlib import Path
 import polars as pl
 
 from claimaudit.x12 import segments as sg
-from claimaudit.x12.claims837 import _component_separator, _e, _ne
+from claimaudit.x12.segments import element as _e
+from claimaudit.x12.segments import trimmed as _ne      # remittance values are trimmed, as before
 
 
 def _context(df: pl.DataFrame, st_offset: int) -> pl.DataFrame:
-    tag = pl.col("tag")
-
-    def last(t: str) -> pl.Expr:
-        return pl.when(tag == t).then(pl.col("seg")).forward_fill()
-
+    tag, last = pl.col("tag"), sg.last_position
     df = df.with_columns(st_no=(tag == "ST").cum_sum().cast(pl.Int64) + st_offset, st_seg=last("ST"), clp_seg=last("CLP"),
                          svc_seg=last("SVC"), isa_ctrl=pl.when(tag == "ISA").then(_e(13)).forward_fill())
     in_claim = pl.col("clp_seg").is_not_null() & (pl.col("clp_seg") > pl.col("st_seg").fill_null(0)) & \
@@ -74,7 +71,7 @@ def read_835(path: Path) -> dict[str, pl.DataFrame]:
     st_offset, interchange, first = 0, None, True
     for piece, before in sg.iter_pieces(path, seps):
         if first:
-            _component_separator(path, piece, seps)
+            sg.component_separator(path, piece, seps)
             first = False
         df = sg.frame(piece, seps, before).with_columns(el=pl.col("raw").str.split(seps.element)).drop("raw")
         df = _context(df, st_offset).with_columns(pl.col("isa_ctrl").fill_null(pl.lit(interchange, pl.String)))
