@@ -170,8 +170,8 @@ def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, d
 @click.option("--out-root", type=click.Path(file_okay=False, path_type=Path), default=Path("audit-out"),
               show_default=True, help="Each run writes <out-root>/<run_id>/.")
 @click.option("--scope", help="Ledger and history label (default: the landing folder's path).")
-@click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True)
-@click.option("--mapping", help="Column mapping preset or YAML file.")
+@profile_option
+@mapping_option
 @click.option("--timezone", default="America/New_York", show_default=True, help="Time zone of the cron schedules.")
 @click.option("--nightly", default="30 2 * * *", show_default=True, help="Cron of the nightly landing audit.")
 @click.option("--weekly", default="0 4 * * 0", show_default=True, help="Cron of the weekly full re-audit.")
