@@ -10,7 +10,7 @@ import pytest
 
 from claimaudit import pipeline
 from claimaudit.x12.remits835 import read_835
-from remits import write_835   # tests/remits.py
+from remits import write_835  # tests/remits.py
 
 REMITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "x12" / "835"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "claims.csv"

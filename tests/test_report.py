@@ -33,7 +33,7 @@ def test_xlsx_reads_back_with_every_sheet_and_finding(sample_run):
     assert ws.freeze_panes == "A2"
     assert ws.auto_filter.ref == f"A1:{ws.cell(1, ws.max_column).column_letter}{ws.max_row}"   # every row
     by_rule = wb["By rule"]
-    assert list(by_rule.tables.values())[0].autoFilter.ref                    # small sheets: Excel tables
+    assert next(iter(by_rule.tables.values())).autoFilter.ref                    # small sheets: Excel tables
     amount = FINDINGS_COLUMNS.index("amount_at_risk") + 1
     assert "$" in ws.cell(row=2, column=amount).number_format
     assert wb["Quarantine"].max_row - 1 == summary["quarantined"] == 5

@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-from claimaudit.errors import ClaimAuditError, InputError, ReferenceDataError  # noqa: E402
+from claimaudit.errors import ClaimAuditError, InputError, ReferenceDataError
 
-__all__ = ["__version__", "ClaimAuditError", "InputError", "ReferenceDataError", "audit"]
+__all__ = ["ClaimAuditError", "InputError", "ReferenceDataError", "__version__", "audit"]
 
 
 def audit(*args, **kwargs):

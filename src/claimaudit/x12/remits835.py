@@ -24,7 +24,7 @@ import polars as pl
 
 from claimaudit.x12 import segments as sg
 from claimaudit.x12.segments import element as _e
-from claimaudit.x12.segments import trimmed as _ne      # remittance values are trimmed, as before
+from claimaudit.x12.segments import trimmed as _ne  # remittance values are trimmed, as before
 
 
 def _context(df: pl.DataFrame, st_offset: int) -> pl.DataFrame:
