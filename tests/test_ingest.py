@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -17,10 +19,10 @@ from conftest import CANONICAL_HEADER, FIXTURES, SHARED, write_csv
 GOOD = "C1,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,2,24,100.00,62.00,11"
 
 
-def run_ingest(db, tmp_path, *paths, mapping=None, profile="medicare"):
+def run_ingest(db, tmp_path, *paths, mapping=None, profile="medicare", **kw):
     run = pipeline.start_run(db, profile=profile, mapping=mapping, out=tmp_path / "out")
     counts = pipeline.ingest(db, run["run_id"], list(paths), mapping=mapping, profile=profile,
-                             out_dir=run["out_dir"])
+                             out_dir=run["out_dir"], **kw)
     with connect(db) as con:
         lines = con.sql("SELECT * FROM claim_lines WHERE run_id = ? ORDER BY source_row",
                         params=[run["run_id"]]).pl()
@@ -181,3 +183,110 @@ def test_bad_mapping_and_profile_are_config_errors(tmp_path):
         load_mapping(str(bad))
     with pytest.raises(ClaimAuditError, match="unknown profile 'tricare'"):
         pipeline.start_run(tmp_path / "w.duckdb", profile="tricare")
+
+
+# ---- nothing silent: every column accounted for, every value kept exactly or refused (issue 13)
+
+def _ingest_error(db, tmp_path, path, **kw) -> str:
+    with pytest.raises(InputError) as info:
+        run_ingest(db, tmp_path, path, **kw)
+    text = str(info.value)
+    assert text.startswith(str(path)) and "\n" not in text
+    return text
+
+
+def test_a_misspelled_column_that_holds_data_stops_the_run_naming_it(db, tmp_path):
+    header = CANONICAL_HEADER.replace("modifier_2", "modifier 2")           # a space for the underscore
+    path = write_csv(tmp_path / "x.csv", header, GOOD.replace("GP,,,", "GP,59,,"), GOOD.replace("C1,1", "C1,2"))
+    text = _ingest_error(db, tmp_path, path)
+    assert "'modifier 2' (column 10) holds data in 1 row(s)" in text
+    assert "looks like modifier_2" in text and "--allow-unmapped-columns" in text
+
+
+def test_a_blank_header_over_data_and_duplicate_names_are_refused(db, tmp_path):
+    header = CANONICAL_HEADER.replace("modifier_2", "")
+    path = write_csv(tmp_path / "blank.csv", header, GOOD.replace("GP,,,", "GP,59,,"))
+    assert "column 10 (no header) holds data in 1 row(s)" in _ingest_error(db, tmp_path, path)
+    header = CANONICAL_HEADER.replace("modifier_2", "units")
+    path = write_csv(tmp_path / "dup.csv", header, GOOD)
+    assert "names two columns 'units' (columns 10 and 13)" in _ingest_error(db, tmp_path / "d", path)
+
+
+def test_excel_blank_header_over_a_column_of_modifiers_is_refused(db, tmp_path):
+    frame = pl.read_csv(io.StringIO(CANONICAL_HEADER + "\n" + GOOD.replace("GP,,,", "GP,59,,")), infer_schema=False)
+    frame.rename({"modifier_2": " "}).write_excel(tmp_path / "x.xlsx")
+    assert "column 10 (no header) holds data in 1 row(s)" in _ingest_error(db, tmp_path, tmp_path / "x.xlsx")
+
+
+def test_allowed_or_declared_columns_are_listed_with_their_values(db, tmp_path):
+    path = write_csv(tmp_path / "x.csv", CANONICAL_HEADER + ",notes,empty", GOOD + ",seen by PT,", GOOD.replace("C1,1", "C1,2") + ",,")
+    assert "'notes' (column 18) holds data in 1 row(s)" in _ingest_error(db, tmp_path, path)
+    run = pipeline.start_run(db, out=tmp_path / "out")
+    counts = pipeline.ingest(db, run["run_id"], [path], out_dir=run["out_dir"], allow_unmapped=True)
+    assert (counts["read"], counts["loaded"]) == (2, 2)
+    assert any("'notes' (column 18) holds 1 non-empty value(s) that were NOT loaded" in w
+               for w in counts["files"][0]["warnings"])
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("ignore: [notes]\n")
+    counts, lines, _ = run_ingest(tmp_path / "w2.duckdb", tmp_path, path, mapping=str(mapping))
+    with connect(tmp_path / "w2.duckdb") as con:
+        listed = json.loads(con.execute("SELECT columns_not_loaded FROM runs").fetchall()[0][0])
+    assert [(c["name"], c["ignored"], c["non_empty"]) for c in listed] == [("notes", True, 1), ("empty", False, 0)]
+
+
+@pytest.mark.parametrize("units, charge, reason", [
+    ("1.999", "50.00", "units_precision"),
+    ("1.005", "50.00", "units_precision"),
+    ("0.004", "50.00", "units_precision"),            # not non_positive_units: it is not zero
+    ("1", "1.239", "amount_precision:charge_amount"),
+    ("1", "$1,2,3", "bad_amount:charge_amount"),
+    ("1", "12,34.00", "bad_amount:charge_amount"),
+])
+def test_values_are_never_rounded_or_reinterpreted(db, tmp_path, units, charge, reason):
+    row = f"C1,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,{units},15,\"{charge}\",,11"
+    counts, lines, quarantine = run_ingest(db, tmp_path, write_csv(tmp_path / "x.csv", CANONICAL_HEADER, row))
+    assert (counts["loaded"], quarantine["reason"].to_list()) == (0, [reason])
+    assert (quarantine["units"].item(), quarantine["charge_amount"].item()) == (units, charge)   # as written
+
+
+def test_exact_values_load_exactly(db, tmp_path):
+    rows = ['C1,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1.5,15,"$1,234.50",62.000,11',
+            "C1,2,P1,1234567893.0,MEDICARE,medicare,2024-03-05,97110,GP,,,,2.00,15.0,-5,+3.1,2"]
+    counts, lines, _ = run_ingest(db, tmp_path, write_csv(tmp_path / "x.csv", CANONICAL_HEADER, *rows))
+    a, b = lines.to_dicts()
+    assert (a["units"], a["charge_amount"], a["allowed_amount"]) == (Decimal("1.50"), Decimal("1234.50"),
+                                                                      Decimal("62.00"))
+    assert (b["units"], b["minutes"], b["charge_amount"], b["allowed_amount"]) == (Decimal("2.00"), 15, Decimal("-5.00"),
+                                                                                    Decimal("3.10"))
+    assert (b["rendering_npi"], b["place_of_service"]) == ("1234567893", "02")
+
+
+def test_excel_skip_rows_and_a_detected_title_block_keep_spreadsheet_rows(db, tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Visit charges report"])
+    ws.append(["printed 2024-03-10"])
+    ws.append([])
+    ws.append(CANONICAL_HEADER.split(","))
+    ws.append(GOOD.split(","))
+    ws.append([])                                                   # an empty row inside the data
+    ws.append(GOOD.replace("C1,1", "C1,2").split(","))
+    wb.save(tmp_path / "titled.xlsx")
+    counts, lines, _ = run_ingest(db, tmp_path, tmp_path / "titled.xlsx")
+    assert counts["loaded"] == 2 and lines["source_row"].to_list() == [5, 7]
+    assert any("3 row(s) above the header skipped" in w for w in counts["files"][0]["warnings"])
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("format: {skip_rows: 3}\n")
+    counts, lines, _ = run_ingest(tmp_path / "w2.duckdb", tmp_path, tmp_path / "titled.xlsx", mapping=str(mapping))
+    assert lines["source_row"].to_list() == [5, 7] and not counts["files"][0]["warnings"]
+
+
+def test_csv_title_block_blank_lines_and_rejects_keep_spreadsheet_rows(db, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("\n".join(["Visit charges report,,", "", CANONICAL_HEADER, GOOD, "",
+                               GOOD.replace("C1,1", "C1,2"), "C9,13,P1", GOOD.replace("C1,1", "C1,3")]) + "\n")
+    counts, lines, quarantine = run_ingest(db, tmp_path, path)
+    assert lines["source_row"].to_list() == [4, 6, 8]
+    assert quarantine.select("reason", "source_line").rows() == [("unparseable_row", "7")]

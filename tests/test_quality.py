@@ -15,7 +15,7 @@ import pytest
 from claimaudit import pipeline
 from claimaudit.errors import ClaimAuditError
 from claimaudit.quality.runner import _validate, suite_path
-from conftest import audit_lines, line, write_csv, CANONICAL_HEADER
+from conftest import CANONICAL_HEADER, audit_lines, line, write_csv
 
 GOOD = dict(claim_id="G", line_number=1, patient_id="P1", rendering_npi="1234567893", billing_npi="1234567893",
             payer="MEDICARE", profile="medicare", date_of_service=date(2024, 3, 5), procedure_code="97110",
@@ -87,7 +87,8 @@ def test_blocking_rows_are_quarantined_and_warnings_become_findings(tmp_path):
     path = write_csv(tmp_path / "dq.csv", CANONICAL_HEADER, *rows)
     summary = pipeline.run_audit([path], db=tmp_path / "w.duckdb", out=tmp_path / "out")
     assert (summary["read"], summary["loaded"], summary["quarantined"]) == (9, 8, 1)
-    assert summary["quarantine_reasons"] == {"dq:DQ-CODE-FORMAT": 1}
+    # DQ-CODE-FORMAT quarantines with the ingest reason for the same defect (one vocabulary)
+    assert summary["quarantine_reasons"] == {"bad_code_format": 1}
     findings = pl.read_parquet(tmp_path / "out" / "findings.parquet").filter(pl.col("family") == "data_quality")
     got = {(r["rule_id"], r["claim_id"]) for r in findings.iter_rows(named=True)}
     assert got == {("DQ-NPI-CHECK-DIGIT", "B"), ("DQ-DOS-RANGE", "C"), ("DQ-UNITS-WHOLE", "D"),
@@ -102,7 +103,7 @@ def test_a_suite_that_cannot_run_stops_the_run_with_one_line(tmp_path, monkeypat
     broken.write_text(json.dumps({"name": "claim_lines", "expectations": [
         {"type": "expect_column_values_to_be_a_unicorn", "kwargs": {"column": "claim_id"}, "meta": {"id": "X"}}]}))
     monkeypatch.setenv("CLAIMAUDIT_SUITE", str(broken))
-    with pytest.raises(ClaimAuditError, match="the data-quality suite .* could not run") as info:
+    with pytest.raises(ClaimAuditError, match=r"the data-quality suite .* could not run") as info:
         audit_lines(tmp_path, line("A", 1, "99213"), data_quality=True)
     assert "\n" not in str(info.value)
 

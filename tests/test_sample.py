@@ -16,9 +16,9 @@ IMPLEMENTED = {"DUP-001", "REF-001", "PTP-001", "PTP-002", "PTP-003", "MUE-001",
 def test_sample_reconciles_and_matches_expected_findings(tmp_path):
     summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
     assert (summary["read"], summary["loaded"], summary["quarantined"]) == (640, 635, 5)
-    assert summary["quarantine_reasons"] == {"bad_code_format": 1, "bad_date:date_of_service": 1,
-                                             "dq:DQ-CODE-FORMAT": 1, "missing_required:patient_id": 1,
-                                             "non_positive_units": 1}
+    # the ingest check (5 characters) and DQ-CODE-FORMAT (CPT/HCPCS shape) quarantine one defect under one reason
+    assert summary["quarantine_reasons"] == {"bad_code_format": 2, "bad_date:date_of_service": 1,
+                                             "missing_required:patient_id": 1, "non_positive_units": 1}
     assert summary["reference"]["starter_set_used"] is True
     findings = pl.read_parquet(tmp_path / "out" / "findings.parquet")
     got = sorted((r["rule_id"], r["claim_id"], int(r["line_number"]))
@@ -40,8 +40,12 @@ def test_sample_data_quality_results(tmp_path):
     code = next(r for r in dq["results"] if r["expectation_id"] == "DQ-CODE-FORMAT")
     assert code["examples"] == [{"claim_id": "CLM001326", "line_number": 2, "procedure_code": "AB123"}]
     quarantine = pl.read_csv(tmp_path / "out" / "quarantine.csv", infer_schema=False)
-    blocked = quarantine.filter(pl.col("reason") == "dq:DQ-CODE-FORMAT").row(0, named=True)
-    assert (blocked["claim_id"], blocked["line_number"], blocked["procedure_code"]) == ("CLM001326", "2", "AB123")
+    blocked = quarantine.filter(pl.col("claim_id") == "CLM001326").row(0, named=True)
+    assert (blocked["reason"], blocked["line_number"], blocked["procedure_code"]) == ("bad_code_format", "2", "AB123")
+    # the original fields, as the file has them (not the loaded, typed values)
+    original = pl.read_csv(SAMPLE, infer_schema=False).filter(pl.col("claim_id") == "CLM001326",
+                                                             pl.col("line_number") == "2").row(0, named=True)
+    assert {k: blocked[k] for k in original} == original
 
 
 def test_sample_generator_is_deterministic(tmp_path):

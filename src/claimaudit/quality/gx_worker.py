@@ -17,6 +17,7 @@ breaks this.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import date
@@ -56,7 +57,8 @@ def validate(args: dict) -> dict:
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": args["docs_dir"]},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}})
-    spec = json.loads(open(args["suite"], encoding="utf-8").read())
+    with open(args["suite"], encoding="utf-8") as fh:
+        spec = json.load(fh)
     today = date.today().isoformat()
     for e in spec["expectations"]:         # "$today" in a kwarg: the run's date (e.g. DOS not in the future)
         e["kwargs"] = {k: today if v == "$today" else v for k, v in e["kwargs"].items()}
@@ -90,6 +92,7 @@ def validate(args: dict) -> dict:
         query = res.get("unexpected_index_query")
         results.append({
             "id": meta.get("id"), "level": meta.get("level", "warning"), "type": r.expectation_config.type,
+            "quarantine_reason": meta.get("quarantine_reason"),
             "description": meta.get("description", ""), "action": meta.get("action", ""),
             "kwargs": {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
             "success": bool(r.success), "unexpected_count": int(count or 0),
@@ -104,8 +107,23 @@ def validate(args: dict) -> dict:
                         "data_docs": round(time.perf_counter() - validated, 3)}}
 
 
+def _die_with_parent(parent_pid: int | None) -> None:
+    """Ask Linux to kill this worker when the audit that started it dies (even by kill -9): an orphan
+    would hold the warehouse open and keep its results file (claim ids, NPIs) on disk."""
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)     # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:                                   # the parent died before the call
+        os._exit(1)
+
+
 if __name__ == "__main__":
-    arguments = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        arguments = json.load(fh)
+    _die_with_parent(arguments.get("parent_pid"))
     output = validate(arguments)
     with open(arguments["out"], "w", encoding="utf-8") as fh:
         json.dump(output, fh, default=str)

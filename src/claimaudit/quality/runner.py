@@ -16,10 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from claimaudit import workdir
 from claimaudit.errors import ClaimAuditError
 from claimaudit.resources import resource
 from claimaudit.rules.runner import _SAFE_RUN_ID
@@ -34,14 +34,28 @@ def suite_path() -> Path:
 
 
 def _validate(db: Path, run_id: str, view: str, docs_dir: Path | None) -> dict:
-    with tempfile.TemporaryDirectory(prefix="claimaudit-dq-") as tmp:
+    """Run the suite in the GX worker process. Its files (claim ids and NPIs in the results) live in a
+    0700 folder of the warehouse's work folder, removed on every way out; the worker dies with us."""
+    with workdir.private_dir(db, "dq") as tmp:
         args = {"db": str(db.resolve()), "run_id": run_id, "view": view, "suite": str(suite_path()),
-                "docs_dir": str(docs_dir.resolve()) if docs_dir else None, "out": str(Path(tmp) / "out.json")}
+                "docs_dir": str(docs_dir.resolve()) if docs_dir else None, "out": str(Path(tmp) / "out.json"),
+                "parent_pid": os.getpid()}
         (Path(tmp) / "args.json").write_text(json.dumps(args), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "claimaudit.quality.gx_worker", str(Path(tmp) / "args.json")],
-                              capture_output=True, text=True, timeout=3600)
+        # subprocess.run kills the worker on any exception here (Ctrl-C, SIGTERM); the worker itself
+        # asks the kernel to kill it when this process dies (PR_SET_PDEATHSIG), e.g. on kill -9
+        from claimaudit.pipeline import _crash_point
+
+        proc = subprocess.Popen([sys.executable, "-m", "claimaudit.quality.gx_worker", str(Path(tmp) / "args.json")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _crash_point("data-quality-started")
+            _, stderr = proc.communicate(timeout=3600)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
         if proc.returncode != 0 or not Path(args["out"]).exists():
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "nanobind" not in ln
+            lines = [ln for ln in stderr.splitlines() if ln.strip() and "nanobind" not in ln
                      and "leaked" not in ln and "skipped remainder" not in ln]
             raise ClaimAuditError(f"the data-quality suite {suite_path()} could not run: "
                                   f"{lines[-1] if lines else 'exit code ' + str(proc.returncode)}")
@@ -92,7 +106,8 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
                         [run_id, r["id"], r["level"], r["type"], r["description"], r["action"], r["success"],
                          r["unexpected_count"], r["unexpected_percent"], json.dumps(r["examples"], default=str), rows])
             flagged += rows if r["level"] != "blocking" else 0
-        quarantined = _quarantine_blocking(con, run_id)
+        quarantined = _quarantine_blocking(con, run_id, {r["id"]: r["quarantine_reason"] for r in results
+                                                         if r.get("quarantine_reason")})
         con.execute("COMMIT")
     seconds = output["seconds"]
     seconds["step"] = round(time.perf_counter() - started, 3)
@@ -112,25 +127,47 @@ def _record_hits(con, run_id: str, result: dict, query: str) -> int:
     return after - before
 
 
-def _quarantine_blocking(con, run_id: str) -> int:
-    """Move the lines named by blocking expectations into quarantine (first expectation wins)."""
+def _quarantine_blocking(con, run_id: str, reasons: dict[str, str]) -> int:
+    """Move the lines named by blocking expectations into quarantine (first expectation wins).
+
+    The quarantine row keeps the line's original fields, read back from the run's raw table
+    (ingest/load.py); a ledger line loaded by an earlier run has none left and keeps its loaded
+    fields instead. The reason is the expectation's ``quarantine_reason`` (the ingest vocabulary)
+    or ``dq:<id>``. The run's and the input files' counts move with the lines."""
+    from claimaudit.ingest.load import original_record_sql, raw_files
+    from claimaudit.ingest.readers import used
+
+    con.execute("CREATE OR REPLACE TEMP TABLE dq_reasons (expectation_id VARCHAR, reason VARCHAR)")
+    con.executemany("INSERT INTO dq_reasons VALUES (?, ?)", [[k, v] for k, v in reasons.items()])
     con.execute("""CREATE OR REPLACE TEMP TABLE blocked AS
-                   SELECT claim_id, line_number, min(expectation_id) AS expectation_id
-                   FROM dq_hits WHERE run_id = ? AND level = 'blocking' GROUP BY ALL""", [run_id])
+                   SELECT h.claim_id, h.line_number, min(h.expectation_id) AS expectation_id,
+                          coalesce(any_value(r.reason), 'dq:' || min(h.expectation_id)) AS reason
+                   FROM dq_hits h LEFT JOIN dq_reasons r ON r.expectation_id = h.expectation_id
+                   WHERE h.run_id = ? AND h.level = 'blocking' GROUP BY h.claim_id, h.line_number""", [run_id])
     n = con.execute("SELECT count(*) FROM blocked").fetchall()[0][0]
     if not n:
         return 0
-    con.execute("""INSERT INTO quarantine
-                   SELECT l.run_id, l.source_file, l.source_row, 'dq:' || b.expectation_id,
+    con.execute("""CREATE OR REPLACE TEMP TABLE blocked_lines AS
+                   SELECT l.run_id, l.source_file, l.source_row, b.reason, NULL::VARCHAR AS record,
                           to_json(struct_pack(claim_id := l.claim_id, line_number := l.line_number,
                                   patient_id := l.patient_id, rendering_npi := l.rendering_npi, payer := l.payer,
                                   date_of_service := l.date_of_service, procedure_code := l.procedure_code,
                                   modifiers := l.modifiers, units := l.units, minutes := l.minutes,
-                                  charge_amount := l.charge_amount))::VARCHAR
+                                  charge_amount := l.charge_amount))::VARCHAR AS loaded_fields
                    FROM claim_lines l JOIN blocked b USING (claim_id, line_number)
                    WHERE l.run_id = ?""", [run_id])
+    for raw in raw_files(con, run_id):
+        sql, params = original_record_sql(raw)
+        update = f"""UPDATE blocked_lines SET record = o.record FROM ({sql}) o
+                     WHERE blocked_lines.source_file = $source AND blocked_lines.source_row = o.src_row"""
+        con.execute(update, used(update, {**params, "run_id": run_id, "source": raw["source_file"]}))
+    con.execute("""INSERT INTO quarantine SELECT run_id, source_file, source_row, reason,
+                                                  coalesce(record, loaded_fields) FROM blocked_lines""")
     con.execute("""DELETE FROM claim_lines WHERE run_id = ?
                    AND (claim_id, line_number) IN (SELECT (claim_id, line_number) FROM blocked)""", [run_id])
     con.execute("UPDATE runs SET rows_loaded = rows_loaded - ?, rows_quarantined = rows_quarantined + ? "
                 "WHERE run_id = ?", [n, n, run_id])
+    con.execute("""UPDATE run_inputs SET rows_loaded = rows_loaded - b.n, rows_quarantined = rows_quarantined + b.n
+                   FROM (SELECT source_file, count(*) AS n FROM blocked_lines GROUP BY 1) b
+                   WHERE run_inputs.run_id = ? AND run_inputs.source_file = b.source_file""", [run_id])
     return n

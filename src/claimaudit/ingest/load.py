@@ -1,0 +1,185 @@
+"""Load a run's input files into claim_lines and quarantine, in one transaction, inside DuckDB.
+
+read -> raw text tables (readers.py) -> column accounting (header.py) -> typing (normalize.py) ->
+claim_lines + quarantine. Every record is loaded or quarantined with a reason and its original
+fields; every column is loaded, declared ignored, or reported (and stops the run when it holds data
+nobody loads, unless the caller allows it). No full-extract frame exists in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from claimaudit.errors import ClaimAuditError
+from claimaudit.ingest import normalize
+from claimaudit.ingest.header import unmapped_error
+from claimaudit.ingest.mapping import Mapping
+from claimaudit.ingest.readers import RawFile, file_format, load_raw, raw_rows_sql, used
+from claimaudit.schema import CLAIM_LINE_COLUMNS
+
+_RAW_TABLE = re.compile(r"^ingest_raw_[A-Za-z0-9_]+$")
+
+
+@dataclass
+class Loaded:
+    read: int
+    loaded: int
+    quarantined: int
+    files: list[dict] = field(default_factory=list)
+    columns_not_loaded: list[dict] = field(default_factory=list)   # unmapped (allowed) or declared ignored
+
+
+def _record_keys(raw: RawFile) -> list[str]:
+    return [c.name or f"(column {c.position})" for c in raw.header.columns]
+
+
+def _column_report(con: duckdb.DuckDBPyConnection, raw: RawFile, run_id: str) -> list[dict]:
+    """Every header column; the ones nothing loads carry their number of non-empty values (one scan)."""
+    idle = [c for c in raw.header.columns if c.feeds is None]
+    counts = {}
+    if idle and raw.records:
+        row = con.execute("SELECT " + ", ".join(f"count(ca_text(c{c.position}))" for c in idle)
+                          + f" FROM {raw.table}").fetchall()[0]
+        counts = {c.position: n for c, n in zip(idle, row, strict=True)}
+    return [{"position": c.position, "name": c.name, "feeds": c.feeds, "ignored": c.ignored,
+             "non_empty": counts.get(c.position, 0) if c.feeds is None else None} for c in raw.header.columns]
+
+
+def load_inputs(con: duckdb.DuckDBPyConnection, run_id: str, inputs: list[str | Path], mapping: Mapping, *,
+                canonical: Mapping, default_profile: str, known_profiles: set[str], keys_per_file: bool = False,
+                allow_unmapped: bool = False) -> Loaded:
+    """Read, type and load ``inputs`` for ``run_id``. The caller owns the transaction."""
+    for path in inputs:                       # every path checked before anything is read
+        file_format(Path(path))
+    normalize.prepare(con, mapping, known_profiles)
+    raws: list[RawFile] = []
+    reports: dict[int, list[dict]] = {}
+    for index, path in enumerate(inputs):
+        raw = load_raw(con, path, mapping, run_id=run_id, file_index=index, source_file=str(path))
+        raws.append(raw)
+        spec = canonical if raw.file_format == "x12-837" else mapping
+        reports[index] = _column_report(con, raw, run_id)
+        holding = [(c, n["non_empty"]) for c, n in zip(raw.header.columns, reports[index], strict=True)
+                   if c.feeds is None and not c.ignored and n["non_empty"]]
+        if holding and not allow_unmapped:
+            raise unmapped_error(raw.path, holding, spec, raw.header)
+
+    parts, params = [], {"run_id": run_id}
+    for raw in raws:
+        spec = canonical if raw.file_format == "x12-837" else mapping
+        sql, p = normalize.typed_sql(raw, spec, default_profile=default_profile, prefix=f"f{raw.file_index}")
+        parts.append(sql)
+        params.update(p)
+    key = "claim_id, line_number, file_index" if keys_per_file else "claim_id, line_number"
+    # a later occurrence of a line key (in input order) is quarantined: the line is audited once
+    typed = f"""
+        CREATE OR REPLACE TEMP TABLE ingest_typed AS
+        SELECT * REPLACE (CASE WHEN reason IS NULL AND row_number() OVER (
+                                   PARTITION BY reason IS NULL, {key} ORDER BY file_index, source_row) > 1
+                               THEN 'duplicate_claim_line' ELSE reason END AS reason)
+        FROM ({' UNION ALL '.join(parts)})"""
+    con.execute(typed, used(typed, params))
+
+    for table in ("claim_lines", "quarantine", "run_inputs"):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+    columns = ", ".join(c for c in CLAIM_LINE_COLUMNS)
+    con.execute(f"INSERT INTO claim_lines BY NAME SELECT $run_id AS run_id, {columns} FROM ingest_typed "
+                "WHERE reason IS NULL", {"run_id": run_id})
+    per_file = {r[0]: r[1:] for r in con.execute("""
+        SELECT file_index, count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL)
+        FROM ingest_typed GROUP BY 1""").fetchall()}
+    for raw in raws:
+        if not per_file.get(raw.file_index, (0, 0))[1]:
+            continue                            # nothing of this file's records to quarantine
+        keys = _record_keys(raw)
+        pairs = ", ".join(f"$k{i}, r.c{i}" for i in range(1, len(keys) + 1))
+        sql = f"""INSERT INTO quarantine
+                  SELECT $run, t.source_file, t.source_row, t.reason, json_object({pairs})
+                  FROM ingest_typed t JOIN {raw_rows_sql(raw)} r ON r.ord = t.ord
+                  WHERE t.file_index = $file AND t.reason IS NOT NULL"""
+        con.execute(sql, used(sql, {"run": run_id, "run_id": run_id, "file": raw.file_index,
+                                    **{f"k{i}": k for i, k in enumerate(keys, start=1)}}))
+    con.execute("""INSERT INTO quarantine
+                   SELECT $run_id, i.source_file, g.line, g.reason, json_object('raw_record', g.raw_record)
+                   FROM ingest_gaps g JOIN (SELECT UNNEST($files) AS source_file, UNNEST($indexes) AS file_index) i
+                     USING (file_index)
+                   WHERE g.run_id = $run_id AND g.is_record""",
+                {"run_id": run_id, "files": [r.source_file for r in raws], "indexes": [r.file_index for r in raws]})
+    result = Loaded(0, 0, 0)
+    for raw in raws:
+        loaded, typed_bad = per_file.get(raw.file_index, (0, 0))
+        quarantined = typed_bad + raw.rejects
+        info = {"source_file": raw.source_file, "path": str(raw.path.resolve()), "sha256": raw.sha256,
+                "bytes": raw.bytes, "file_format": raw.file_format, "rows_read": raw.rows_read,
+                "rows_loaded": loaded, "rows_quarantined": quarantined, "warnings": raw.warnings}
+        result.files.append(info)
+        result.read += raw.rows_read
+        result.loaded += loaded
+        result.quarantined += quarantined
+        report = reports[raw.file_index]
+        for c in report:
+            if c["feeds"] is None:
+                result.columns_not_loaded.append({"source_file": raw.source_file, **c})
+                if not c["ignored"] and c["non_empty"]:
+                    raw.warnings.append(f"{('column ' + repr(c['name'])) if c['name'] else 'a column with no header'} "
+                                        f"(column {c['position']}) holds {c['non_empty']:,} non-empty value(s) "
+                                        "that were NOT loaded (--allow-unmapped-columns)")
+        con.execute("""INSERT INTO run_inputs (run_id, source_file, path, sha256, bytes, file_format, rows_read,
+                           rows_loaded, rows_quarantined, warnings, file_index, raw_table, first_row, has_src_row,
+                           columns)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [run_id, info["source_file"], info["path"], raw.sha256, raw.bytes, raw.file_format,
+                     raw.rows_read, loaded, quarantined, json.dumps(raw.warnings), raw.file_index, raw.table,
+                     raw.first_row, raw.has_src_row, json.dumps(report)])
+    con.execute("DROP TABLE IF EXISTS temp.ingest_typed")
+    if result.read != result.loaded + result.quarantined:      # a bug, never a data problem: stop loudly
+        raise ClaimAuditError(f"internal error: read {result.read} rows but loaded {result.loaded} "
+                              f"+ quarantined {result.quarantined}")
+    return result
+
+
+def raw_files(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
+    """The run's raw tables that still exist (kept until the data-quality step has run)."""
+    rows = con.execute("""SELECT i.source_file, i.file_index, i.raw_table, i.first_row, i.has_src_row, i.columns
+                          FROM run_inputs i JOIN duckdb_tables() t ON t.table_name = i.raw_table
+                          WHERE i.run_id = ? AND t.schema_name = 'main' ORDER BY i.file_index""",
+                       [run_id]).fetchall()
+    return [{"source_file": r[0], "file_index": r[1], "raw_table": r[2], "first_row": r[3], "has_src_row": r[4],
+             "keys": [c["name"] or f"(column {c['position']})" for c in json.loads(r[5] or "[]")]}
+            for r in rows if _RAW_TABLE.match(r[2] or "")]
+
+
+def original_record_sql(raw: dict) -> tuple[str, dict]:
+    """SELECT src_row, record (the original fields as JSON, header names as keys) of one raw table."""
+    pairs = ", ".join(f"$k{i}, c{i}" for i in range(1, len(raw["keys"]) + 1))
+    return (f"SELECT src_row, json_object({pairs}) AS record FROM {raw_rows_sql(raw, '$run_id')}",
+            {f"k{i}": k for i, k in enumerate(raw["keys"], start=1)})
+
+
+def drop_raw(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> int:
+    """Drop the raw tables of ``run_id`` (all runs' when None) and their gap rows."""
+    tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                                        "AND table_name LIKE 'ingest\\_raw\\_%' ESCAPE '\\'").fetchall()]
+    if run_id is not None:
+        mine = {r[0] for r in con.execute("SELECT raw_table FROM run_inputs WHERE run_id = ?", [run_id]).fetchall()}
+        tables = [t for t in tables if t in mine]
+    for table in tables:
+        if _RAW_TABLE.match(table):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    if run_id is None:
+        con.execute("DELETE FROM ingest_gaps")
+    else:
+        con.execute("DELETE FROM ingest_gaps WHERE run_id = ?", [run_id])
+    return len(tables)
+
+
+def check_inputs(inputs: list[str | Path]) -> None:
+    """Fail fast, before anything is started or created, on a file that cannot be read at all
+    (missing, a folder, empty, of no type claimaudit reads)."""
+    for path in inputs:
+        file_format(Path(path))
