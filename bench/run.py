@@ -45,7 +45,8 @@ def main() -> None:
         db.unlink(missing_ok=True)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "claimaudit", "refdata", "import", str(data / "ccipra-v322r0-f1.txt"),
-                        str(data / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv"), "--db", str(db)], check=True,
+                        str(data / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv"), "--db", str(db),
+                        "--parts", "1"], check=True,            # the synthetic release is one part file
                        stdout=subprocess.DEVNULL)
         refdata_s = time.perf_counter() - t
 

@@ -68,7 +68,7 @@ def audit_lines(tmp_path, *rows, reference=(), name="t", data_quality=False):
     db = tmp_path / f"{name}.duckdb"
     if reference:
         with connect(db) as con:
-            import_paths(con, list(reference))
+            import_paths(con, list(reference), parts=1)       # a fixture release is whole in one part file
     path = write_csv(tmp_path / f"{name}.csv", CANONICAL_HEADER, *rows)
     summary = pipeline.run_audit([path], db=db, out=tmp_path / f"{name}-out", data_quality=data_quality)
     assert summary["quarantined"] == 0, summary["quarantine_reasons"]

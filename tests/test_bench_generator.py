@@ -23,7 +23,8 @@ def test_generated_extract_and_reference_load_cleanly(tmp_path):
     db = tmp_path / "w.duckdb"
     with connect(db) as con:
         results = import_paths(con, [tmp_path / "ccipra-v322r0-f1.txt",
-                                     tmp_path / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv"])
+                                     tmp_path / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv"],
+                               parts=1)                       # the synthetic release is one part file
     assert all(r.rows_bad == 0 and r.rows_loaded > 0 for r in results)
     summary = pipeline.run_audit([tmp_path / "claims.csv"], db=db, out=tmp_path / "out", data_quality=False)
     assert (summary["read"], summary["quarantined"]) == (3000, 0)

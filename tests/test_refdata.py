@@ -130,7 +130,9 @@ def test_starter_set_is_used_until_cms_files_are_loaded(db):
         assert versions == [("mue", "starter-mue-2017", True), ("ptp", "v322r0", False)]
         listing = {(r["kind"], r["version"]): r["status"] for r in list_reference(con).iter_rows(named=True)}
         assert listing[("ptp", "starter-ptp-2026")] == "superseded by CMS files"
-        assert listing[("ptp", "v322r0")] == "in use"
+        # the shared excerpt is part 1 of 4, and cut mid-row: never used as the release
+        assert listing[("ptp", "v322r0")] == ("NOT USED: release v322r0 incomplete: parts f2, f3, f4 missing; "
+                                              "f1 truncated")
 
 
 def test_mue_coverage_runs_until_the_next_loaded_version(tmp_path, db):
@@ -160,3 +162,108 @@ def test_unreadable_reference_files_say_why(name, data, message):
 def test_version_option_names_a_renamed_file():
     parsed = parse_member("my-ptp.txt", PTP_EXCERPT.read_bytes(), version="v322r0")
     assert (parsed.version, parsed.coverage_end) == ("v322r0", date(2026, 9, 30))
+
+
+# ---- partial is not complete (issue 13)
+
+THERAPY_PAIR = "97140\t97530\t\t20000101\t*\t1\tMutually exclusive procedures"
+
+
+def _sample_ptp_findings(summary_dir) -> set:
+    import polars as pl
+
+    f = pl.read_parquet(summary_dir / "findings.parquet").filter(pl.col("family") == "ncci_ptp")
+    return {(r["rule_id"], r["claim_id"], r["line_number"]) for r in f.iter_rows(named=True)}
+
+
+def test_one_part_of_a_release_is_never_used_as_the_whole_release(tmp_path):
+    from claimaudit import pipeline
+    from conftest import SAMPLE, ptp_fixture
+
+    db = tmp_path / "w.duckdb"
+    first = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "r1", scope="c", data_quality=False)
+    found = _sample_ptp_findings(tmp_path / "r1")
+    assert found                                                      # the starter set's pairs fire
+    f1 = ptp_fixture(tmp_path, [THERAPY_PAIR], name="ccipra-v322r0-f1.txt")
+    with connect(db) as con:
+        (result,) = import_paths(con, [f1])
+        status = {(r["kind"], r["version"]): r["status"] for r in list_reference(con).iter_rows(named=True)}
+    assert status[("ptp", "v322r0")] == "NOT USED: release v322r0 incomplete: parts f2, f3, f4 missing"
+    second = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "r2", scope="c", data_quality=False)
+    assert _sample_ptp_findings(tmp_path / "r2") == set()
+    ptp = [c for c in second["unchecked"] if c["family"] == "ncci_ptp"]
+    reasons = {c["reason"]: c["lines"] for c in ptp}
+    assert reasons["release v322r0 incomplete: parts f2, f3, f4 missing"] == second["unchecked_lines"]["ptp"] - \
+        reasons.get("no NCCI PTP release loaded covers the date", 0)
+    assert second["history"]["resolved"] == 0 and second["history"]["not_compared"] >= len(found)
+
+    parts = [ptp_fixture(tmp_path, [f"0000{n}\t00002\t\t20000101\t*\t1"], name=f"ccipra-v322r0-f{n}.txt")
+             for n in (2, 3, 4)]
+    with connect(db) as con:
+        import_paths(con, parts)
+        status = {(r["kind"], r["version"]): r["status"] for r in list_reference(con).iter_rows(named=True)}
+    assert status[("ptp", "v322r0")] == "in use"
+    third = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "r3", scope="c", data_quality=False)
+    # the 97140/97530 pair checks again (TV-08 and TV-09 in the sample)
+    assert {("PTP-002", "CLM001309", 2), ("PTP-003", "CLM001310", 2)} <= _sample_ptp_findings(tmp_path / "r3")
+    assert not [c for c in third["unchecked"] if "incomplete" in c["reason"]]
+    assert first["run_id"] != third["run_id"]
+
+
+def test_the_part_count_comes_from_the_zip_or_the_user(tmp_path, db):
+    from conftest import ptp_fixture
+
+    archive = tmp_path / "ccipra-v322r0.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in (1, 2):
+            rows = [THERAPY_PAIR.replace("97140", f"9714{n}")]             # each part holds other pairs
+            zf.write(ptp_fixture(tmp_path, rows, name=f"ccipra-v322r0-f{n}.txt"), f"ccipra-v322r0-f{n}.txt")
+    with connect(db) as con:
+        import_paths(con, [archive])
+        assert con.execute("SELECT parts_expected, incomplete_reason FROM ref_versions WHERE version = 'v322r0'"
+                           ).fetchall() == [(2, None)]
+        import_paths(con, [ptp_fixture(tmp_path, [THERAPY_PAIR], name="ccipra-v321r0-f1.txt")], parts=1)
+        assert con.execute("SELECT incomplete_reason FROM ref_versions WHERE version = 'v321r0'").fetchall() == [(None,)]
+
+
+def test_a_corrected_redownload_replaces_the_part_and_says_so(tmp_path, db):
+    from conftest import ptp_fixture
+
+    first = ptp_fixture(tmp_path, [THERAPY_PAIR])
+    with connect(db) as con:
+        import_paths(con, [first])
+        corrected = ptp_fixture(tmp_path, [THERAPY_PAIR.replace("\t1\t", "\t0\t")])      # same name, new content
+        (result,) = import_paths(con, [corrected])
+        assert result.replaced and "replaces ccipra-v322r0-f1.txt imported" in result.line()
+        assert con.execute("SELECT modifier_indicator FROM ref_ptp").fetchall() == [(0,)]
+        listing = [r for r in list_reference(con).to_dicts() if r["version"] == "v322r0"]
+        assert listing[0]["parts"] == "f1" and "replaces 1 earlier download" in listing[0]["files"]
+        assert con.execute("SELECT count(*) FROM ref_files WHERE replaced_by IS NOT NULL").fetchall() == [(1,)]
+
+
+def test_a_truncated_mue_file_is_reported_and_never_used(tmp_path, db):
+    data = MUE_EXCERPT.read_bytes()
+    cut = parse_member(MUE_EXCERPT.name, data[:-25])                     # cut inside the last row
+    assert cut.truncated and cut.bad_rows == [{"line": 53, "reason": "truncated_row: the file ends mid-line"}]
+    assert cut.rows.height == 43                                         # the cut row is not loaded shortened
+    with pytest.raises(ReferenceDataError) as info:
+        parse_member(MUE_EXCERPT.name, data[:200])                       # cut inside the quoted preamble
+    assert str(info.value) == (f"{MUE_EXCERPT.name}: the file ends before its MUE header is complete (a truncated "
+                               "download?): download it again")
+    path = tmp_path / MUE_EXCERPT.name
+    path.write_bytes(data[:-25])
+    with connect(db) as con:
+        (result,) = import_paths(con, [path])
+        assert result.truncated and "TRUNCATED" in result.line()
+        assert con.execute("SELECT incomplete_reason FROM ref_versions WHERE kind = 'mue'").fetchall() == [
+            ("MUE file 2026-07-01 incomplete: the file truncated (ends mid-row)",)]
+
+
+def test_an_import_that_fails_on_one_file_imports_nothing(tmp_path, db):
+    bad = tmp_path / "ccipra-v322r0-f2.txt"
+    bad.write_bytes(b"not a PTP file\r\n")
+    with connect(db) as con:
+        with pytest.raises(ReferenceDataError) as info:
+            import_paths(con, [MUE_EXCERPT, bad])
+        assert "nothing was imported" in str(info.value) and str(info.value).startswith("ccipra-v322r0-f2.txt")
+        assert con.execute("SELECT count(*) FROM ref_files").fetchall() == [(0,)]

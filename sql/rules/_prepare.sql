@@ -1,7 +1,8 @@
 -- Inputs shared by every rule file (run by claimaudit.rules.runner before the rules).
 --   audit_lines  : this run's claim lines, with line_ref ('claim:line') and line_amount
 --                  (allowed amount if known, else charge) for dollars at risk
---   dos_versions : for each date of service, the PTP and MUE reference version in force (NULL = none)
+--   dos_versions : for each date of service, the PTP and MUE reference version the rules use (NULL = none
+--                  in force, or the one in force is incomplete) and why it is unchecked
 -- getvariable('run_id') is set by the runner.
 
 CREATE OR REPLACE TEMP TABLE audit_lines AS
@@ -12,18 +13,32 @@ FROM claim_lines l
 WHERE l.run_id = getvariable('run_id');
 
 CREATE OR REPLACE TEMP TABLE dos_versions AS
-WITH days AS (SELECT DISTINCT date_of_service FROM audit_lines)
-SELECT d.date_of_service,
-       -- PTP: the release with the earliest quarter end on or after the DOS (starter: open-ended)
-       (SELECT arg_min(v.version, coalesce(v.coverage_end, DATE '9999-12-31'))
-          FROM ref_versions v
-         WHERE v.kind = 'ptp' AND coalesce(v.coverage_end, DATE '9999-12-31') >= d.date_of_service) AS ptp_version,
-       -- MUE: the file whose effective period contains the DOS
-       (SELECT arg_max(v.version, v.coverage_start)
-          FROM ref_versions v
-         WHERE v.kind = 'mue' AND v.coverage_start <= d.date_of_service
-           AND coalesce(v.coverage_end, DATE '9999-12-31') >= d.date_of_service) AS mue_version
-FROM days d;
+WITH days AS (SELECT DISTINCT date_of_service FROM audit_lines),
+in_force AS (
+    SELECT d.date_of_service,
+           -- PTP: the release with the earliest quarter end on or after the DOS (starter: open-ended)
+           (SELECT arg_min(v.version, coalesce(v.coverage_end, DATE '9999-12-31'))
+              FROM ref_versions v
+             WHERE v.kind = 'ptp' AND coalesce(v.coverage_end, DATE '9999-12-31') >= d.date_of_service) AS ptp_release,
+           -- MUE: the file whose effective period contains the DOS
+           (SELECT arg_max(v.version, v.coverage_start)
+              FROM ref_versions v
+             WHERE v.kind = 'mue' AND v.coverage_start <= d.date_of_service
+               AND coalesce(v.coverage_end, DATE '9999-12-31') >= d.date_of_service) AS mue_release
+    FROM days d
+)
+-- ptp_version / mue_version: the version the rules use, NULL when none is in force or the one in force
+-- is incomplete; ptp_unchecked / mue_unchecked: why (REF-001 says it on every line of that date)
+SELECT f.date_of_service, f.ptp_release, f.mue_release,
+       CASE WHEN p.incomplete_reason IS NULL THEN f.ptp_release END AS ptp_version,
+       CASE WHEN m.incomplete_reason IS NULL THEN f.mue_release END AS mue_version,
+       CASE WHEN f.ptp_release IS NULL THEN 'no NCCI PTP release loaded covers the date'
+            ELSE p.incomplete_reason END AS ptp_unchecked,
+       CASE WHEN f.mue_release IS NULL THEN 'no MUE file loaded is in force on the date'
+            ELSE m.incomplete_reason END AS mue_unchecked
+FROM in_force f
+LEFT JOIN ref_versions p ON p.kind = 'ptp' AND p.version = f.ptp_release
+LEFT JOIN ref_versions m ON m.kind = 'mue' AND m.version = f.mue_release;
 
 -- PTP edit rows of the releases in force for this run's dates, for codes billed in this run.
 -- Indicator-9 rows never fire (billing-rules.md §1.2) and are left out here.

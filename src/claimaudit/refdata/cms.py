@@ -43,6 +43,19 @@ class ParsedReference:
     coverage_end: date | None
     rows: pl.DataFrame             # PTP_FIELDS / MUE_FIELDS typed, plus source_line
     bad_rows: list[dict] = field(default_factory=list)   # [{"line": n, "reason": "..."}]
+    truncated: bool = False        # the file ends mid-row: rows after the cut are missing (never complete)
+
+    @property
+    def parts_in_name(self) -> int | None:
+        return int(self.part[1:]) if self.part and self.part[1:].isdigit() else None
+
+
+TRUNCATED = "truncated_row: the file ends mid-line"
+
+
+def truncated_head(kind: str) -> ReferenceDataError:
+    return ReferenceDataError(f"the file ends before its {kind} header is complete (a truncated download?): "
+                              "download it again")
 
 
 def ptp_version_from_name(name: str) -> tuple[str, str, date, date] | None:
@@ -116,7 +129,7 @@ def _parse_ptp_lines(lines: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
         rationale=s("c6"),
     )
     reason = (
-        pl.when(pl.col("truncated")).then(pl.lit("truncated_row: the file ends mid-line"))
+        pl.when(pl.col("truncated")).then(pl.lit(TRUNCATED))
         .when(pl.col("n_fields") < 6).then(pl.format("too_few_fields: {} of 7", pl.col("n_fields")))
         .when(~pl.col("column_1").str.contains(CODE_RE).fill_null(False)).then(pl.lit("bad_code:column_1"))
         .when(~pl.col("column_2").str.contains(CODE_RE).fill_null(False)).then(pl.lit("bad_code:column_2"))
@@ -141,7 +154,12 @@ def parse_ptp_text(text: str) -> tuple[pl.DataFrame, list[dict]]:
     raw = raw.with_columns(n_fields=pl.col("fields").list.len(),
                            truncated=(pl.col("line") == raw.height) & (not ends_cleanly))
     cols = raw.with_columns([pl.col("fields").list.get(i, null_on_oob=True).alias(f"c{i}") for i in range(7)])
-    header_end = _ptp_header_end(cols.head(50))
+    try:
+        header_end = _ptp_header_end(cols.head(50))
+    except ReferenceDataError:
+        if not ends_cleanly and raw.height < 50:
+            raise truncated_head("PTP") from None
+        raise
     body = cols.slice(header_end).filter(pl.col("raw").str.strip_chars() != "")
     return _parse_ptp_lines(body)
 
@@ -194,12 +212,19 @@ def _parse_mue_records(rec: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
 
 
 def parse_mue_text(text: str) -> tuple[pl.DataFrame, list[dict]]:
-    """Parse the MUE CSV (already decoded, LF line ends); quoted cells may span lines."""
+    """Parse the MUE CSV (already decoded, LF line ends); quoted cells may span lines.
+
+    A file that does not end with a line break was cut: its last record is reported as
+    ``truncated_row`` (never loaded with a shortened value), and a cut before the header is refused."""
+    ends_cleanly = text.endswith("\n")
     try:
         frame = pl.read_csv(io.StringIO(text), has_header=False, infer_schema=False, quote_char='"',
-                            truncate_ragged_lines=True, new_columns=["c0", "c1", "c2", "c3"])
-    except pl.exceptions.PolarsError as exc:
-        raise ReferenceDataError(f"not a readable CSV: {str(exc).splitlines()[0]}") from None
+                            truncate_ragged_lines=True, missing_columns="insert", new_columns=["c0", "c1", "c2", "c3"])
+    except pl.exceptions.PolarsError:
+        if not ends_cleanly:
+            raise truncated_head("MUE") from None
+        raise ReferenceDataError("not a CMS MUE file in the published CSV layout (its records cannot be "
+                                 "split into the four MUE columns)") from None
     if frame.width < 4:
         frame = frame.with_columns([pl.lit(None, pl.String).alias(f"c{i}") for i in range(frame.width, 4)])
     frame = frame.select("c0", "c1", "c2", "c3")
@@ -209,10 +234,20 @@ def parse_mue_text(text: str) -> tuple[pl.DataFrame, list[dict]]:
     frame = frame.with_columns(line=(pl.col("span").cum_sum() - pl.col("span") + 1).cast(pl.UInt32),
                                n_fields=pl.sum_horizontal(pl.col(f"c{i}").is_not_null().cast(pl.Int32) for i in range(4)))
     head = frame.head(50)
-    idx = _mue_header_index(head["c0"].to_list(), head["c1"].to_list())
+    try:
+        idx = _mue_header_index(head["c0"].to_list(), head["c1"].to_list())
+    except ReferenceDataError:
+        if not ends_cleanly and frame.height < 50:
+            raise truncated_head("MUE") from None
+        raise
     body = frame.slice(idx + 1).filter(~pl.all_horizontal(pl.col(f"c{i}").fill_null("").str.strip_chars() == ""
                                                           for i in range(4)))
-    return _parse_mue_records(body)
+    good, bad = _parse_mue_records(body)
+    if not ends_cleanly and body.height:
+        last = body["line"][-1]
+        good = good.filter(pl.col("source_line") != last)
+        bad = [b for b in bad if b["line"] != last] + [{"line": last, "reason": TRUNCATED}]
+    return good, bad
 
 
 def parse_mue_grid(grid: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:

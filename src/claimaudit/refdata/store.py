@@ -10,6 +10,7 @@ Version selection for a date of service (see docs/reference-data.md):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -40,6 +41,8 @@ class ImportResult:
     rows_bad: int
     skipped: bool                   # already imported (same SHA-256)
     bad_rows: list[dict]
+    replaced: str | None = None     # the earlier file of the same kind, version and part this one replaces
+    truncated: bool = False
 
     def line(self) -> str:
         what = f"{self.kind.upper()} {self.version}" + (f" {self.part}" if self.part else "")
@@ -47,7 +50,19 @@ class ImportResult:
             return f"{self.source}: {what} already imported (same content), skipped"
         bad = f", {self.rows_bad} bad row(s): " + "; ".join(
             f"line {b['line']} {b['reason']}" for b in self.bad_rows[:5]) if self.rows_bad else ""
-        return f"{self.source}: {what}: {self.rows_loaded} rows loaded{bad}"
+        cut = "; the file is TRUNCATED (it ends mid-row): download it again" if self.truncated else ""
+        replaced = f"; replaces {self.replaced}" if self.replaced else ""
+        return f"{self.source}: {what}: {self.rows_loaded} rows loaded{bad}{cut}{replaced}"
+
+
+def zip_parts(names: list[str]) -> dict[str, int]:
+    """PTP version -> how many part files a CMS zip holds of it (the release's part count)."""
+    parts: dict[str, set[str]] = {}
+    for n in names:
+        parsed = cms.ptp_version_from_name(Path(n).name)
+        if parsed:
+            parts.setdefault(parsed[0], set()).add(parsed[1])
+    return {v: len(p) for v, p in parts.items()}
 
 
 def _members(path: Path) -> list[tuple[str, bytes]]:
@@ -140,52 +155,116 @@ def parse_member(name: str, data: bytes, *, version: str | None = None) -> cms.P
     except ReferenceDataError as exc:
         msg = str(exc)
         raise ReferenceDataError(msg if msg.startswith(name) else f"{name}: {msg}") from None
-    return cms.ParsedReference(kind, ver, part, start, end, rows, bad)
+    truncated = any(b["reason"] == cms.TRUNCATED for b in bad)
+    return cms.ParsedReference(kind, ver, part, start, end, rows, bad, truncated)
+
+
+DEFAULT_PTP_PARTS = 4        # practitioner PTP releases come as f1..f4 unless the zip or the user says otherwise
 
 
 def _store(con: duckdb.DuckDBPyConnection, name: str, data: bytes, parsed: cms.ParsedReference,
-           *, is_starter: bool, version_label: str | None = None) -> None:
+           *, is_starter: bool, version_label: str | None = None, parts_expected: int | None = None,
+           parts_source: str | None = None) -> str | None:
+    """Insert one parsed file (inside the caller's transaction). A file of the same kind, version and
+    part with other content is a corrected re-download: it is marked replaced and its rows removed.
+    Returns a description of the replaced file, if any."""
     sha = hashlib.sha256(data).hexdigest()
     version = version_label or parsed.version
-    con.execute("BEGIN")
-    try:
-        file_id = one(con, "SELECT nextval('ref_file_ids')")[0]
-        con.execute(
-            "INSERT INTO ref_files VALUES (?, ?, 'practitioner', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [file_id, parsed.kind, version, parsed.part, parsed.coverage_start, parsed.coverage_end, is_starter,
-             name, sha, parsed.rows.height, len(parsed.bad_rows), json.dumps(parsed.bad_rows)])
-        rows = parsed.rows.with_columns(file_id=pl.lit(file_id, pl.Int32))  # noqa: F841 (queried by name)
-        if parsed.kind == "ptp":
-            con.execute("INSERT INTO ref_ptp SELECT file_id, column_1, column_2, prior_1996, effective_date, "
-                        "deletion_date, modifier_indicator, rationale, source_line FROM rows")
-        else:
-            con.execute("INSERT INTO ref_mue SELECT file_id, procedure_code, mue_value, mue_adjudication_indicator, "
-                        "mue_adjudication_text, rationale, source_line FROM rows")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    con.execute("DELETE FROM ref_files WHERE sha256 = ? AND replaced_by IS NOT NULL", [sha])   # re-imported old content
+    file_id = one(con, "SELECT nextval('ref_file_ids')")[0]
+    previous = con.execute("""SELECT file_id, source_name, imported_at, sha256 FROM ref_files
+                              WHERE kind = ? AND version = ? AND part IS NOT DISTINCT FROM ? AND replaced_by IS NULL
+                                AND is_starter = ?""", [parsed.kind, version, parsed.part, is_starter]).fetchall()
+    con.execute("""INSERT INTO ref_files (file_id, kind, setting, version, part, coverage_start, coverage_end,
+                       is_starter, source_name, sha256, rows_loaded, rows_bad, bad_rows, imported_at, parts_expected,
+                       parts_source, truncated)
+                   VALUES (?, ?, 'practitioner', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)""",
+                [file_id, parsed.kind, version, parsed.part, parsed.coverage_start, parsed.coverage_end, is_starter,
+                 name, sha, parsed.rows.height, len(parsed.bad_rows), json.dumps(parsed.bad_rows), parts_expected,
+                 parts_source, parsed.truncated])
+    rows = parsed.rows.with_columns(file_id=pl.lit(file_id, pl.Int32))  # noqa: F841 (queried by name)
+    if parsed.kind == "ptp":
+        con.execute("INSERT INTO ref_ptp SELECT file_id, column_1, column_2, prior_1996, effective_date, "
+                    "deletion_date, modifier_indicator, rationale, source_line FROM rows")
+    else:
+        con.execute("INSERT INTO ref_mue SELECT file_id, procedure_code, mue_value, mue_adjudication_indicator, "
+                    "mue_adjudication_text, rationale, source_line FROM rows")
+    replaced = None
+    for old_id, old_name, imported_at, old_sha in previous:
+        con.execute(f"DELETE FROM ref_{parsed.kind} WHERE file_id = ?", [old_id])
+        con.execute("UPDATE ref_files SET replaced_by = ?, replaced_at = now() WHERE file_id = ?", [file_id, old_id])
+        replaced = f"{old_name} imported {imported_at:%Y-%m-%d %H:%M} (sha256 {old_sha[:12]}...)"
+    return replaced
 
 
-def import_paths(con: duckdb.DuckDBPyConnection, paths: list[str | Path], *,
-                 version: str | None = None) -> list[ImportResult]:
-    """Import CMS PTP/MUE files (.txt .csv .xlsx .zip). Re-importing the same content is a no-op."""
+def import_paths(con: duckdb.DuckDBPyConnection, paths: list[str | Path], *, version: str | None = None,
+                 parts: int | None = None) -> list[ImportResult]:
+    """Import CMS PTP/MUE files (.txt .csv .xlsx .zip), all or nothing: every file is read and parsed
+    first, then all are stored in one transaction, so a file that fails leaves the warehouse as it was.
+    Re-importing the same content is a no-op. ``parts``: how many part files the PTP release has
+    (default: as many as its CMS zip holds, else 4)."""
+    parsed_all: list[tuple[str, str, bytes, cms.ParsedReference, int, str]] = []
     results: list[ImportResult] = []
+    skipped_ptp: set[str] = set()
+    current = {r[0]: r[1:] for r in con.execute(
+        "SELECT sha256, kind, version, part FROM ref_files WHERE replaced_by IS NULL").fetchall()}
     for path in map(Path, paths):
-        for name, data in _members(path):
+        members = _members(path)
+        in_zip = zip_parts([n for n, _ in members]) if path.suffix.lower() == ".zip" else {}
+        for name, data in members:
             source = name if name == path.name else f"{path.name}:{name}"
             sha = hashlib.sha256(data).hexdigest()
-            known = one(con, "SELECT kind, version, part FROM ref_files WHERE sha256 = ?", [sha])
-            if known:
-                results.append(ImportResult(source, known[0], known[1], known[2], 0, 0, True, []))
+            if sha in current:              # imported before, or earlier in this import
+                kind, ver, part = current[sha]
+                results.append(ImportResult(source, kind, ver, part, 0, 0, True, []))
+                if kind == "ptp":
+                    skipped_ptp.add(ver)
                 continue
-            parsed = parse_member(name, data, version=version)
-            if parsed.rows.height == 0:
-                raise ReferenceDataError(f"{source}: no data rows could be read")
-            _store(con, name, data, parsed, is_starter=False)
+            try:
+                parsed = parse_member(name, data, version=version)
+                if parsed.rows.height == 0:
+                    raise ReferenceDataError(f"{name}: no data rows could be read")
+            except ReferenceDataError as exc:
+                done = f"; nothing was imported (the {len(paths)} files of one import are imported together)" \
+                    if len(paths) > 1 or len(members) > 1 else ""
+                raise ReferenceDataError(f"{path.name + ':' if source != name else ''}{exc}{done}") from None
+            expected, origin = (parts, "user") if parts else \
+                (max(in_zip[parsed.version], parsed.parts_in_name or 1), "zip") if in_zip.get(parsed.version, 0) > 1 else \
+                (DEFAULT_PTP_PARTS, "default")
+            parsed_all.append((source, name, data, parsed, expected, origin))
+            current[sha] = (parsed.kind, parsed.version, parsed.part)
             results.append(ImportResult(source, parsed.kind, parsed.version, parsed.part, parsed.rows.height,
-                                        len(parsed.bad_rows), False, parsed.bad_rows))
+                                        len(parsed.bad_rows), False, parsed.bad_rows, truncated=parsed.truncated))
+    con.execute("BEGIN")
+    try:
+        stored = iter(r for r in results if not r.skipped)
+        for _, name, data, parsed, expected, origin in parsed_all:
+            result = next(stored)
+            result.replaced = _store(con, name, data, parsed, is_starter=False,
+                                     parts_expected=expected if parsed.kind == "ptp" else None,
+                                     parts_source=origin if parsed.kind == "ptp" else None)
+        if parts:       # the user's part count holds for every release this import touched
+            touched = {p.version for *_, p, _, _ in parsed_all if p.kind == "ptp"} | skipped_ptp
+            for ver in touched:
+                con.execute("UPDATE ref_files SET parts_expected = ?, parts_source = 'user' "
+                            "WHERE kind = 'ptp' AND version = ?", [parts, ver])
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):   # never hide the failure that got us here
+            con.execute("ROLLBACK")
+        raise
     return results
+
+
+def release_status(con: duckdb.DuckDBPyConnection, kinds_versions: set[tuple[str, str]]) -> list[str]:
+    """One line per touched release that is not complete: what is missing."""
+    lines = []
+    for kind, version, reason in con.execute(
+            "SELECT kind, version, incomplete_reason FROM ref_versions WHERE incomplete_reason IS NOT NULL "
+            "ORDER BY kind, version").fetchall():
+        if (kind, version) in kinds_versions:
+            lines.append(f"{reason}: the dates it covers stay unchecked for {kind.upper()} until it is complete")
+    return lines
 
 
 def ensure_reference(con: duckdb.DuckDBPyConnection) -> None:
@@ -205,19 +284,35 @@ def ensure_reference(con: duckdb.DuckDBPyConnection) -> None:
         parsed.coverage_start = date.fromisoformat(entry["coverage_start"])
         parsed.coverage_end = None
         parsed.part = None
-        _store(con, path.name, data, parsed, is_starter=True, version_label=entry["version"])
+        con.execute("BEGIN")
+        try:
+            _store(con, path.name, data, parsed, is_starter=True, version_label=entry["version"])
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):   # never hide the failure that got us here
+                con.execute("ROLLBACK")
+            raise
 
 
 def list_reference(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """One row per loaded version and kind: parts, rows, coverage, and whether audits use it."""
+    """One row per loaded version and kind: parts, rows, coverage, completeness, whether audits use it."""
     return con.sql("""
-        SELECT kind, version, string_agg(coalesce(part, ''), ',' ORDER BY part) AS parts,
-               sum(rows_loaded)::BIGINT AS rows, sum(rows_bad)::BIGINT AS bad_rows,
-               min(coverage_start) AS coverage_start, max(coverage_end) AS coverage_end,
-               bool_or(is_starter) AS starter,
-               CASE WHEN bool_or(is_starter) AND EXISTS (
+        SELECT f.kind, f.version, string_agg(coalesce(f.part, ''), ',' ORDER BY f.part) AS parts,
+               any_value(v.parts_expected) AS parts_expected,
+               sum(f.rows_loaded)::BIGINT AS rows, sum(f.rows_bad)::BIGINT AS bad_rows,
+               min(f.coverage_start) AS coverage_start, max(f.coverage_end) AS coverage_end,
+               bool_or(f.is_starter) AS starter,
+               CASE WHEN bool_or(f.is_starter) AND EXISTS (
                         SELECT 1 FROM ref_files o WHERE o.kind = f.kind AND NOT o.is_starter)
-                    THEN 'superseded by CMS files' ELSE 'in use' END AS status,
-               string_agg(source_name, ', ' ORDER BY source_name) AS files
-        FROM ref_files f GROUP BY kind, version ORDER BY kind, min(coverage_start), version
+                    THEN 'superseded by CMS files'
+                    WHEN any_value(v.incomplete_reason) IS NOT NULL
+                    THEN 'NOT USED: ' || any_value(v.incomplete_reason)
+                    ELSE 'in use' END AS status,
+               string_agg(f.source_name, ', ' ORDER BY f.source_name)
+                   || coalesce(' (replaces ' || (SELECT count(*) FROM ref_files r WHERE r.kind = f.kind
+                                                   AND r.version = f.version AND r.replaced_by IS NOT NULL)::VARCHAR
+                               || ' earlier download(s))', '') AS files
+        FROM ref_files f LEFT JOIN ref_versions v ON v.kind = f.kind AND v.version = f.version
+        WHERE f.replaced_by IS NULL
+        GROUP BY f.kind, f.version ORDER BY f.kind, min(f.coverage_start), f.version
     """).pl()
