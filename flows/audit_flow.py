@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from claimaudit import pipeline
-from claimaudit.errors import ClaimAuditError
+from claimaudit.errors import ClaimAuditError, describe
 from claimaudit.locking import warehouse_lock
 from claimaudit.notify import summary_markdown
 from claimaudit.partition import audit_partition
@@ -25,29 +25,32 @@ _TASK = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 
 
 def _guarded(step):
-    """Run a pipeline step; a ClaimAuditError (bad input, unknown profile...) comes back as data.
+    """Run a pipeline step; a failure (bad input, unknown profile, a full disk...) comes back as data.
 
-    Prefect logs a traceback for any exception raised in a task; a user's bad file deserves one
-    clear line instead, so the flow turns these into a Failed state with that line as its message.
+    Prefect logs a traceback for any exception raised in a task, and stores its message in its
+    database; a user's bad file deserves one clear line instead (errors.describe: paths and codes,
+    no claim values), so the flow turns these into a Failed state with that line as its message.
     """
     def run(*args, **kwargs) -> dict:
         try:
             return step(*args, **kwargs)
-        except ClaimAuditError as exc:
-            return {"error": str(exc)}
+        except Exception as exc:
+            return {"error": describe(exc)}
     run.__name__ = step.__name__
     run.__doc__ = step.__doc__
     return run
 
 
 start_run = task(name="start-run", **_TASK)(_guarded(pipeline.start_run))
-def _ingest(db: str, run_id: str, inputs: list[str], mapping: str | None, profile: str, out_dir: str) -> dict:
-    counts = pipeline.ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
+def _ingest(db: str, run_id: str, inputs: list[str], mapping: str | None, profile: str, out_dir: str,
+            allow_unmapped: bool = False) -> dict:
+    counts = pipeline.ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir,
+                             allow_unmapped=allow_unmapped)
     return {k: counts[k] for k in ("read", "loaded", "quarantined")}
 
 
-def _outputs(db: str, run_id: str, out_dir: str, timings: dict, unchecked: dict) -> dict:
-    return pipeline.write_outputs(db, run_id, out_dir, timings=timings, extra={"unchecked_lines": unchecked})
+def _outputs(db: str, run_id: str, out_dir: str, timings: dict) -> dict:
+    return pipeline.write_outputs(db, run_id, out_dir, timings=timings)
 
 
 ingest = task(name="ingest", **_TASK)(_guarded(_ingest))
@@ -66,16 +69,19 @@ rules_partition = task(name="rules-partition", **_TASK)(audit_partition)
 @flow(name="claimaudit-audit", log_prints=False, persist_result=False)
 def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | None = None,
                profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None, data_quality: bool = True,
-               scope: str | None = None, wait: float = 0, partitions: int = 1):
+               scope: str | None = None, wait: float = 0, partitions: int = 1, allow_unmapped: bool = False):
     """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only).
 
     ``partitions > 1`` runs the rules on that many patient-hash partitions as parallel tasks of this
     flow's task runner: threads by default, a Dask cluster with ``audit_flow.with_options(
     task_runner=DaskTaskRunner(...))`` (``claimaudit audit --dask-workers N`` / ``--dask-address``)."""
     try:
+        from claimaudit.ingest.load import check_inputs
+
+        check_inputs(inputs)                # a mistyped path: one line, before anything is created
         with warehouse_lock(db, wait=wait):
-            return _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions)
-    except ClaimAuditError as exc:          # the warehouse is busy
+            return _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, allow_unmapped)
+    except ClaimAuditError as exc:          # a missing input, the warehouse busy, a failed run
         return Failed(message=str(exc))
 
 
@@ -88,16 +94,23 @@ def _run_partitions(work: str, parts: list[int], run_id: str) -> list[dict]:
 def _partitioned_rules(db: str, run_id: str, partitions: int) -> dict:
     try:
         return pipeline.apply_rules(db, run_id, partitions=partitions, run_partitions=_run_partitions)
-    except ClaimAuditError as exc:
-        return {"error": str(exc)}
+    except Exception as exc:
+        return {"error": describe(exc)}
 
 
-def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions):
+def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, allow_unmapped):
     started = time.perf_counter()
-    run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
+    run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope,
+                    skipped=[] if data_quality else ["data_quality"])
     if "error" in run:
         return Failed(message=run["error"])
     run_id, out_dir = run["run_id"], run["out_dir"]
+    with pipeline.failing_run(db, run_id):      # an interrupt (Ctrl-C, SIGTERM) marks the run failed too
+        return _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_unmapped, run_id,
+                            out_dir, started)
+
+
+def _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_unmapped, run_id, out_dir, started):
     timings: dict = {}
 
     def step(name, fn, *args):
@@ -108,7 +121,8 @@ def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions):
             pipeline.fail_run(db, run_id, result["error"])
         return result
 
-    counts = step("ingest", ingest, db, run_id, [str(p) for p in inputs], mapping, profile, out_dir)
+    pipeline._crash_point("ingest")
+    counts = step("ingest", ingest, db, run_id, [str(p) for p in inputs], mapping, profile, out_dir, allow_unmapped)
     if "error" in counts:
         return Failed(message=counts["error"])
     if data_quality:
@@ -127,7 +141,7 @@ def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions):
     if rule_result.get("partitions"):
         timings["rule_partitions"] = rule_result["partitions"]
     timings["total"] = round(time.perf_counter() - started, 3)
-    summary = outputs(db, run_id, out_dir, timings, ref["unchecked_lines"])
+    summary = outputs(db, run_id, out_dir, timings)
     if "error" in summary:
         return Failed(message=summary["error"])
     create_markdown_artifact(key="claimaudit-summary", markdown=summary_markdown(summary),

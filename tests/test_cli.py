@@ -23,6 +23,9 @@ def test_audit_refdata_runs_report_end_to_end(tmp_path):
     assert imported.returncode == 0, imported.stderr
     assert "PTP v322r0 f1: 154 rows loaded, 1 bad row(s): line 161 truncated_row" in imported.stdout
     assert "MUE 2026-07-01: 44 rows loaded" in imported.stdout
+    # the excerpt is part 1 of the release's 4, and cut: imported, reported, never used as the release
+    assert ("release v322r0 incomplete: parts f2, f3, f4 missing; f1 truncated: the dates it covers stay unchecked "
+            "for PTP until it is complete") in imported.stdout
     again = claimaudit("refdata", "import", PTP_EXCERPT, "--db", db, cwd=tmp_path)
     assert "already imported (same content), skipped" in again.stdout
 
@@ -38,14 +41,23 @@ def test_audit_refdata_runs_report_end_to_end(tmp_path):
     # CMS PTP v322r0 covers DOS up to 2026-09-30 only; MUE 2026-07-01 only from July: the rest is unchecked
     assert summary["unchecked_lines"]["mue"] > 0
     assert summary["reference"]["starter_set_used"] is False
-    assert {v["version"] for v in summary["reference"]["versions"] if v["lines"]} == {"v322r0", "2026-07-01"}
+    assert {v["version"] for v in summary["reference"]["versions"] if v["lines"]} == {"2026-07-01"}
+    assert {c["reason"] for c in summary["unchecked"] if c["family"] == "ncci_ptp"} == {
+        "release v322r0 incomplete: parts f2, f3, f4 missing; f1 truncated"}
+    assert "unchecked ncci_ptp: release v322r0 incomplete" in result.stdout
+    # hundreds of REF-001 lines read as one line per cause (the line-level truth stays in findings)
+    (mue,) = [c for c in summary["unchecked"] if c["family"] == "mue"]
+    assert (mue["reason"], mue["lines"], mue["last_date"]) == ("no MUE file loaded is in force on the date",
+                                                               summary["unchecked_lines"]["mue"], "2026-06-30")
+    assert mue["dollars"] > 0 and summary["findings"]["by_rule"]["REF-001"] >= mue["lines"]
+    assert result.stdout.count("unchecked ") == len(summary["unchecked"])
     assert len(summary["inputs"][0]["sha256"]) == 64 and summary["code_version"].startswith("0.1.0")
 
     runs = claimaudit("runs", "--db", db, cwd=tmp_path)
     assert summary["run_id"] in runs.stdout and "completed" in runs.stdout
     for name in ("findings.csv", "report.html", "report.xlsx"):
         (tmp_path / "run" / name).unlink()
-    rerendered = claimaudit("report", summary["run_id"], "--db", db, cwd=tmp_path)
+    rerendered = claimaudit("report", summary["run_id"], "--db", db, "--force", cwd=tmp_path)
     assert rerendered.returncode == 0, rerendered.stderr
     for name in ("findings.csv", "report.html", "report.xlsx"):
         assert (tmp_path / "run" / name).exists(), name

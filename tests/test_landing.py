@@ -8,13 +8,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
-from claimaudit import pipeline
+from claimaudit import landing, pipeline
 from claimaudit.locking import WarehouseBusy, warehouse_lock
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "claims.csv"
@@ -22,7 +23,8 @@ TV02 = "CLM001302"      # TV-02: 4 timed units billed, 47 minutes support 3 -> T
 
 
 def _landing(folder: Path, db: Path, out: Path, **kw) -> dict:
-    return pipeline.run_landing(folder, db=db, out=out, scope="clinic", data_quality=False, **kw)
+    # settle 0: these tests drop files atomically (test_settle_* cover the default)
+    return pipeline.run_landing(folder, db=db, out=out, scope="clinic", data_quality=False, **{"settle_seconds": 0, **kw})
 
 
 def _fingerprints(db: Path, run_id: str) -> set[tuple]:
@@ -123,7 +125,7 @@ def test_second_writer_fails_fast_and_touches_nothing(tmp_path):
 def _cli_landing(land: Path, db: Path, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "CLAIMAUDIT_TEST_KILL_AT": kill_at or ""}
     return subprocess.run([sys.executable, "-c", "from claimaudit.cli import main; main()", "landing", str(land), "--db", str(db),
-                           "--out", str(out), "--scope", "clinic", "--no-data-quality"],
+                           "--out", str(out), "--scope", "clinic", "--no-data-quality", "--settle", "0"],
                           env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -154,9 +156,9 @@ def test_lines_quarantined_by_data_quality_leave_the_ledger(tmp_path):
     land, db = tmp_path / "landing", tmp_path / "w.duckdb"
     land.mkdir()
     shutil.copy(SAMPLE, land / "a.csv")
-    first = pipeline.run_landing(land, db=db, out=tmp_path / "r1", scope="clinic")          # with the GX suite
+    first = pipeline.run_landing(land, db=db, out=tmp_path / "r1", scope="clinic", settle_seconds=0)  # with the GX suite
     assert (first["read"], first["loaded"], first["quarantined"]) == (640, 635, 5)
-    full = pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", full=True)
+    full = pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", full=True, settle_seconds=0)
     assert (full["read"], full["loaded"], full["quarantined"]) == (0, 0, 0)   # nothing re-quarantined
     assert full["landing"]["ledger_lines"] == full["landing"]["lines_audited"] == 635
 
@@ -164,7 +166,7 @@ def test_lines_quarantined_by_data_quality_leave_the_ledger(tmp_path):
 def test_x12_claims_and_remittances_land_by_content(tmp_path):
     """An 837 is picked up whatever its name; an 835 arriving alone re-audits the days of the claims
     it pays and links them; a file that is neither is reported, not silently passed over."""
-    from remits import write_835   # tests/remits.py
+    from remits import write_835  # tests/remits.py
 
     land, db = tmp_path / "landing", tmp_path / "w.duckdb"
     land.mkdir()
@@ -195,3 +197,30 @@ def test_x12_claims_and_remittances_land_by_content(tmp_path):
 
     third = _landing(land, db, tmp_path / "r3")                     # the same 835 again: seen, skipped
     assert third["landing"]["files_new"] == [] and third.get("denials") is None
+
+
+def test_settle_by_default_a_file_still_being_written_is_not_audited(tmp_path):
+    """Issue 13: the default waits for a file to rest; a half-copied extract (its last row cut inside
+    the place-of-service field) is never audited, and a .done marker or --settle 0 takes files at once."""
+    land, db = tmp_path / "landing", tmp_path / "w.duckdb"
+    land.mkdir()
+    text = SAMPLE.read_text()
+    (land / "half.csv").write_text(text[:text.rindex(",11,") + 2])               # cut: "11" arrived as "1"
+    (land / "copying.csv.part").write_text(text)
+    first = pipeline.run_landing(land, db=db, out=tmp_path / "r1", scope="clinic", data_quality=False)
+    info = first["landing"]
+    assert first["read"] == 0 and info["files_new"] == []
+    assert sorted(info["files_deferred"]) == [str(land / "copying.csv.part"), str(land / "half.csv")]
+    assert info["files_ignored"] == []
+
+    (land / "half.csv").write_text(text)                     # the copy finished ...
+    (land / "half.csv.done").write_text("")                  # ... and the export says so
+    second = pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", data_quality=False)
+    assert second["landing"]["files_new"] == [str(land / "half.csv")] and second["read"] == 640
+    assert second["landing"]["files_deferred"] == [str(land / "copying.csv.part")]
+
+    past = time.time() - 120
+    shutil.copy(SAMPLE, land / "later.csv")
+    os.utime(land / "later.csv", (past, past))               # cp -p: an old mtime, but ctime says "just now"
+    assert landing.scan(db, land, "clinic")["deferred"] == [str(land / "copying.csv.part"), str(land / "later.csv")]
+    assert landing.scan(db, land, "clinic", settle_seconds=0)["deferred"] == [str(land / "copying.csv.part")]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 import click
+import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from claimaudit import pipeline
-from claimaudit.errors import ClaimAuditError
+from claimaudit import coverage, pipeline
+from claimaudit.errors import ClaimAuditError, RunFailed, Terminated, describe
 from claimaudit.warehouse import DEFAULT_DB, connect, one
 
 # piped output (cron logs, CI) gets room for whole rows instead of 80 columns of ellipses
@@ -25,6 +27,9 @@ out_option = click.option("--out", type=click.Path(file_okay=False, path_type=Pa
                           help="Run folder (default ./audit-out/<run_id>/).")
 wait_option = click.option("--wait", type=float, default=0, show_default=True,
                            help="Seconds to wait for another run holding the warehouse (default: fail at once).")
+unmapped_option = click.option("--allow-unmapped-columns", "allow_unmapped", is_flag=True,
+                               help="Audit even when an input column that no mapping key loads holds data (the "
+                                    "summary lists each such column and its number of values).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,14 +54,14 @@ def _print_summary(summary: dict) -> None:
     h = summary.get("history") or {}
     if h.get("previous_run_id"):
         console.print(f"since run {h['previous_run_id']}: {h['new']} new, {h['recurring']} recurring, "
-                      f"{h['resolved']} resolved")
-    unchecked = summary.get("unchecked_lines") or {}
-    if any(unchecked.values()):
-        console.print("unchecked (no reference data for the date): "
-                      + ", ".join(f"{k.upper()} {v} lines" for k, v in unchecked.items() if v))
+                      f"{h['resolved']} resolved"
+                      + (f" ({h['not_compared']} not compared: one of the two runs did not check them)"
+                         if h.get("not_compared") else ""))
+    for cause in summary.get("unchecked") or []:
+        console.print(f"[yellow]unchecked[/] {coverage.line(cause)}", markup=True)
     dq = summary.get("data_quality") or {}
     if dq.get("skipped"):
-        console.print("data quality: skipped (--no-data-quality)")
+        console.print("data quality: skipped (--no-data-quality): history does not compare its findings")
     elif dq:
         console.print(f"data quality: {dq['expectations']} expectations, "
                       + (f"failed: {', '.join(dq['failed'])}" if dq["failed"] else "all passed")
@@ -88,12 +93,17 @@ def _print_summary(summary: dict) -> None:
               help="Run the rules on this many patient-hash partitions in parallel (docs/scaling.md).")
 @click.option("--dask-workers", type=click.IntRange(1), help="Run the partitions on a local Dask cluster of N workers.")
 @click.option("--dask-address", help="Run the partitions on an existing Dask cluster (tcp://host:8786).")
+@unmapped_option
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
           no_prefect: bool, no_data_quality: bool, scope: str | None, wait: float, partitions: int,
-          dask_workers: int | None, dask_address: str | None) -> None:
+          dask_workers: int | None, dask_address: str | None, allow_unmapped: bool) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
+    from claimaudit.ingest.load import check_inputs
+
+    check_inputs(list(inputs))              # a mistyped path: one line, before anything starts
     args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
-                data_quality=not no_data_quality, scope=scope, wait=wait, partitions=partitions)
+                data_quality=not no_data_quality, scope=scope, wait=wait, partitions=partitions,
+                allow_unmapped=allow_unmapped)
     dask = dask_workers or dask_address
     if dask and no_prefect:
         raise click.UsageError("--dask-workers/--dask-address run through the Prefect flow; drop --no-prefect")
@@ -135,19 +145,23 @@ def dask_task_runner(workers: int | None, address: str | None):
 @click.option("--scope", help="The ledger and history this folder feeds (default: the folder's path).")
 @click.option("--full", is_flag=True, help="Re-audit every day of the ledger, not only the changed ones.")
 @click.option("--no-data-quality", is_flag=True, help="Skip the Great Expectations suite.")
-@click.option("--settle", type=float, default=0, show_default=True,
-              help="Leave files modified less than this many seconds ago for the next run (still being written).")
+@click.option("--settle", type=click.FloatRange(0), default=30, show_default=True,
+              help="Take a file only once it has not changed for this many seconds (it may still be being "
+                   "written); a <file>.done marker takes it at once; 0 for drops that are atomic.")
 @wait_option
 @click.option("--notify", "notify_url", envvar="CLAIMAUDIT_NOTIFY",
               help="Apprise URL for a completion message (headline numbers only, no claim data).")
+@unmapped_option
 def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, db: Path, scope: str | None,
-            full: bool, no_data_quality: bool, settle: float, wait: float, notify_url: str | None) -> None:
+            full: bool, no_data_quality: bool, settle: float, wait: float, notify_url: str | None,
+            allow_unmapped: bool) -> None:
     """Incremental audit of a landing folder: new or corrected files only, history merged (docs/scheduling.md)."""
     from claimaudit.notify import notify
 
     summary = pipeline.run_landing(folder, db=str(db), mapping=mapping, profile=profile,
                                    out=str(out) if out else None, scope=scope, full=full,
-                                   data_quality=not no_data_quality, settle_seconds=settle, wait=wait)
+                                   data_quality=not no_data_quality, settle_seconds=settle, wait=wait,
+                                   allow_unmapped=allow_unmapped)
     info = summary["landing"]
     console.print(f"landing {folder}: {len(info['files_new'])} new file(s), {len(info['files_skipped'])} already "
                   f"seen (skipped), {len(info['files_deferred'])} still being written; {info['claims_replaced']} "
@@ -223,14 +237,26 @@ def refdata() -> None:
 @refdata.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--version", "version", help="Version when the file name does not carry it (v322r0; MUE: 2026-07-01).")
+@click.option("--parts", type=click.IntRange(1, 99),
+              help="How many part files the PTP release has (default: as its CMS zip holds, else 4). A release is "
+                   "used only when all its parts are loaded.")
 @db_option
-def refdata_import(paths: tuple[Path, ...], version: str | None, db: Path) -> None:
-    """Import CMS PTP/MUE files (.txt .csv .xlsx .zip) as CMS publishes them."""
+@wait_option
+def refdata_import(paths: tuple[Path, ...], version: str | None, parts: int | None, db: Path, wait: float) -> None:
+    """Import CMS PTP/MUE files (.txt .csv .xlsx .zip) as CMS publishes them: all of them, or none."""
+    from claimaudit.locking import warehouse_lock
     from claimaudit.refdata import import_paths
+    from claimaudit.refdata.store import release_status
 
-    with connect(db) as con:
-        for result in import_paths(con, list(paths), version=version):
+    for path in paths:
+        if not path.exists():
+            raise ClaimAuditError(f"{path}: no such file")
+    with warehouse_lock(db, wait=wait), connect(db) as con:
+        results = import_paths(con, list(paths), version=version, parts=parts)
+        for result in results:
             console.print(result.line())
+        for line in release_status(con, {(r.kind, r.version) for r in results}):
+            console.print(f"[bold yellow]{line}[/]")
 
 
 @refdata.command("list")
@@ -256,6 +282,11 @@ def refdata_list(db: Path) -> None:
 @click.option("--limit", default=20, show_default=True)
 def runs(db: Path, limit: int) -> None:
     """List past runs, newest first."""
+    from claimaudit.locking import WarehouseBusy, warehouse_lock
+
+    if db.exists():
+        with contextlib.suppress(WarehouseBusy), warehouse_lock(db):
+            pass                                      # no run alive: dead 'running' runs become abandoned
     with connect(db, read_only=True) as con:
         rows = con.execute("SELECT run_id, status, started_at, profile_default, rows_read, rows_loaded, "
                            "rows_quarantined, findings, findings_new, findings_resolved, starter_reference, "
@@ -272,17 +303,27 @@ def runs(db: Path, limit: int) -> None:
 @click.argument("run_id")
 @db_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write here instead of the run's folder.")
-def report(run_id: str, db: Path, out: Path | None) -> None:
-    """Re-write a past run's outputs from the warehouse."""
-    with connect(db) as con:
-        row = one(con, "SELECT out_dir, status, timings FROM runs WHERE run_id = ?", [run_id])
-    if row is None:
+@click.option("--force", is_flag=True, help="Overwrite the outputs already in the folder.")
+def report(run_id: str, db: Path, out: Path | None, force: bool) -> None:
+    """Re-write a past run's outputs from the warehouse (into --out, or its own folder if they are gone)."""
+    from claimaudit.locking import warehouse_lock
+
+    if not db.exists():
         raise ClaimAuditError(f"no run {run_id!r} in {db} (see `claimaudit runs`)")
-    if row[1] != "completed":
-        raise ClaimAuditError(f"run {run_id} is {row[1]}: nothing to report")
-    target = out or Path(row[0])
-    target.mkdir(parents=True, exist_ok=True)
-    summary = pipeline.write_outputs(db, run_id, target, timings=json.loads(row[2] or "{}"))
+    with warehouse_lock(db):
+        with connect(db) as con:
+            row = one(con, "SELECT out_dir, status, timings FROM runs WHERE run_id = ?", [run_id])
+        if row is None:
+            raise ClaimAuditError(f"no run {run_id!r} in {db} (see `claimaudit runs`)")
+        if row[1] != "completed":
+            raise ClaimAuditError(f"run {run_id} is {row[1]}: nothing to report")
+        target = out or Path(row[0])
+        existing = [name for name in pipeline.OUTPUTS if (target / name).exists()]
+        if existing and not force:
+            raise ClaimAuditError(f"{target} already holds this run's outputs ({', '.join(existing)}): pass --out "
+                                  "NEW_FOLDER to write them elsewhere, or --force to overwrite them")
+        target.mkdir(parents=True, exist_ok=True)
+        summary = pipeline.write_outputs(db, run_id, target, timings=json.loads(row[2] or "{}"), finish=False)
     _print_summary(summary)
 
 
@@ -311,14 +352,36 @@ def diff(run_a: str, run_b: str, db: Path) -> None:
 
 
 def main() -> None:
+    """The command line: every failure ends with one line on stderr and a non-zero exit code
+    (2: the input or the command cannot be used; 1: the surroundings failed, e.g. a full disk;
+    130: Ctrl-C; 143: SIGTERM). Runs that stop this way are marked failed in the warehouse."""
+    from claimaudit import signals
+    from claimaudit.errors import as_interrupt
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    signals.install()
     try:
-        cli.main(standalone_mode=False)
+        # click's own main() would turn Ctrl-C into a bare "Aborted!"; invoke the command ourselves
+        with cli.make_context("claimaudit", sys.argv[1:]) as ctx:
+            cli.invoke(ctx)
+    except click.exceptions.Exit as exc:              # --help, --version
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        console.print("aborted", style="red")
+        err.print("error: aborted", markup=False)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except ClaimAuditError as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {exc}", markup=False)
-        sys.exit(2)
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1 if isinstance(exc, RunFailed) else 2)
+    except BaseException as exc:
+        interrupt = as_interrupt(exc)
+        if interrupt is not None:
+            note = getattr(exc, "claimaudit_note", None) or "no run was in progress"
+            err.print(f"error: {describe(interrupt)}; {note}", markup=False)
+            sys.exit(143 if isinstance(interrupt, Terminated) else 130)
+        if isinstance(exc, (OSError, duckdb.Error)):
+            err.print(f"error: {describe(exc)}; no run was started, or it was marked failed", markup=False)
+            sys.exit(1)
+        raise

@@ -23,3 +23,58 @@ class ConfigError(ClaimAuditError):
 
 class WarehouseError(ClaimAuditError):
     """The DuckDB warehouse cannot be opened or is inconsistent."""
+
+
+class RunFailed(ClaimAuditError):
+    """A run stopped on a failure of its surroundings (disk full, read-only folder, ...)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (the CLI turns the signal into this): like Ctrl-C, it
+    interrupts a running DuckDB query, and the run is marked failed on the way out."""
+
+
+def as_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """Ctrl-C or SIGTERM, however it surfaced (DuckDB turns one into 'Query interrupted', and a clean-up
+    step may fail on the aborted transaction after it), else None."""
+    from claimaudit import signals
+
+    if signals.terminated():
+        return exc if isinstance(exc, Terminated) else Terminated()
+    seen = exc
+    for _ in range(6):                                  # the exception, or one it was raised while handling
+        if seen is None:
+            break
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        if "interrupted" in str(seen).lower() and (isinstance(seen, RuntimeError)
+                                                   or type(seen).__name__ == "InterruptException"):
+            return KeyboardInterrupt()
+        seen = seen.__context__ or seen.__cause__
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the cause, for the run's ``failure`` and the CLI (no claim data: OS and DuckDB
+    errors name paths and codes, not values)."""
+    import errno as _errno
+
+    interrupt = as_interrupt(exc)
+    if isinstance(interrupt, Terminated):
+        return "stopped by SIGTERM"
+    if interrupt is not None:
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, ClaimAuditError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        import re as _re
+
+        name = _re.sub(r"\.partial-\d+$", "", str(exc.filename)) if exc.filename else None
+        what = {_errno.ENOSPC: "no space left on the device", _errno.EROFS: "the file system is read-only",
+                _errno.EACCES: "permission denied", _errno.EDQUOT: "disk quota exceeded"}.get(
+            exc.errno, exc.strerror or type(exc).__name__)
+        return f"cannot write {name}: {what}" if name else f"{what} ({type(exc).__name__})"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "No space left on device" in str(exc) or "could not write" in str(exc).lower():
+        return f"the warehouse cannot be written: {text[:300]}"
+    return f"{type(exc).__name__}: {text[:300]}"

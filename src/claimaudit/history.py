@@ -9,12 +9,19 @@
   practice compares with last night; a consultant's run for another client starts a new history.
 * Status: ``new`` (not in the previous run), ``recurring`` (also there); ``resolved`` findings are
   those of the previous run whose fingerprint is gone (fixed, or the line no longer billed).
+* Like with like: a finding is ``new`` only if the previous run checked its family on its day, and
+  ``resolved`` only if this run did (coverage.py: families not run, reference data missing or
+  incomplete for the date, timed codes without minutes). Otherwise it is ``not_compared``: a run
+  with ``--no-data-quality`` resolves no DQ finding, and a partial reference release resolves no
+  PTP finding.
 """
 
 from __future__ import annotations
 
 import duckdb
 import polars as pl
+
+from claimaudit.coverage import skipped_sql, unchecked_sql
 
 FINGERPRINT_SQL = ("md5(rule_id || '|' || coalesce(claim_id, '') || '|' || coalesce(line_number::VARCHAR, '') "
                    "|| '|' || coalesce(related_code, ''))")
@@ -28,8 +35,29 @@ def scope_key(con: duckdb.DuckDBPyConnection, run_id: str, label: str | None = N
     return "npis:" + con.execute("SELECT md5(?)", [npis[0][0] or ""]).fetchall()[0][0][:16]
 
 
+def _compared_sql() -> str:
+    """Every finding of runs $a (earlier) and $b (later) with its change: new, recurring, resolved or
+    not_compared (the other run did not check the finding's family on its day)."""
+    return f"""
+        WITH a AS (SELECT * FROM findings WHERE run_id = $a), b AS (SELECT * FROM findings WHERE run_id = $b),
+             ua AS ({unchecked_sql('$a')}), ub AS ({unchecked_sql('$b')}),
+             sa AS ({skipped_sql('$a')}), sb AS ({skipped_sql('$b')})
+        SELECT CASE WHEN b.fingerprint IN (SELECT fingerprint FROM a) THEN 'recurring'
+                    WHEN b.family IN (SELECT family FROM sa)
+                      OR (b.family, b.patient_id, b.rendering_npi, b.date_of_service) IN (
+                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ua) THEN 'not_compared'
+                    ELSE 'new' END AS change, b.* FROM b
+        UNION ALL
+        SELECT CASE WHEN a.family IN (SELECT family FROM sb)
+                      OR (a.family, a.patient_id, a.rendering_npi, a.date_of_service) IN (
+                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ub) THEN 'not_compared_resolved'
+                    ELSE 'resolved' END, a.* FROM a
+        WHERE a.fingerprint NOT IN (SELECT fingerprint FROM b)"""
+
+
 def record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
-    """Fingerprint this run's findings and mark them new/recurring against the previous run of its scope."""
+    """Fingerprint this run's findings and mark them new/recurring/not_compared against the previous run
+    of its scope."""
     given = con.execute("SELECT scope_key FROM runs WHERE run_id = ?", [run_id]).fetchall()
     label = given[0][0][len("label:"):] if given and (given[0][0] or "").startswith("label:") else None
     key = scope_key(con, run_id, label)
@@ -37,43 +65,42 @@ def record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
                               ORDER BY started_at DESC LIMIT 1""", [key, run_id]).fetchall()
     previous_id = previous[0][0] if previous else None
     con.execute(f"UPDATE findings SET fingerprint = {FINGERPRINT_SQL} WHERE run_id = ?", [run_id])
-    con.execute("""UPDATE findings SET status = CASE WHEN fingerprint IN (
-                       SELECT fingerprint FROM findings WHERE run_id = ?) THEN 'recurring' ELSE 'new' END
-                   WHERE run_id = ?""", [previous_id, run_id])
+    if previous_id:
+        con.execute(f"""UPDATE findings SET status = c.change
+                        FROM ({_compared_sql()}) c
+                        WHERE findings.run_id = $b AND c.change IN ('new', 'recurring', 'not_compared')
+                          AND c.fingerprint = findings.fingerprint""", {"a": previous_id, "b": run_id})
+    else:
+        con.execute("UPDATE findings SET status = 'new' WHERE run_id = ?", [run_id])
     counts = diff_counts(con, previous_id, run_id) if previous_id else {
         "new": con.execute("SELECT count(*) FROM findings WHERE run_id = ?", [run_id]).fetchall()[0][0],
-        "recurring": 0, "resolved": 0}
+        "recurring": 0, "resolved": 0, "not_compared": 0}
     con.execute("UPDATE runs SET scope_key = ?, previous_run_id = ?, findings_new = ?, findings_recurring = ?, "
-                "findings_resolved = ? WHERE run_id = ?",
-                [key, previous_id, counts["new"], counts["recurring"], counts["resolved"], run_id])
+                "findings_resolved = ?, findings_not_compared = ? WHERE run_id = ?",
+                [key, previous_id, counts["new"], counts["recurring"], counts["resolved"], counts["not_compared"],
+                 run_id])
     return {"scope": key, "previous_run_id": previous_id, **counts}
 
 
 def diff_counts(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str) -> dict:
-    row = con.execute("""
-        WITH a AS (SELECT DISTINCT fingerprint FROM findings WHERE run_id = ?),
-             b AS (SELECT DISTINCT fingerprint FROM findings WHERE run_id = ?)
-        SELECT (SELECT count(*) FROM b WHERE fingerprint NOT IN (SELECT fingerprint FROM a)),
-               (SELECT count(*) FROM b WHERE fingerprint IN (SELECT fingerprint FROM a)),
-               (SELECT count(*) FROM a WHERE fingerprint NOT IN (SELECT fingerprint FROM b))""",
-                      [run_a, run_b]).fetchall()[0]
-    return {"new": row[0], "recurring": row[1], "resolved": row[2]}
+    """Counts of distinct fingerprints per change; ``not_compared`` covers both directions."""
+    rows = dict(con.execute(f"SELECT change, count(DISTINCT fingerprint) FROM ({_compared_sql()}) GROUP BY 1",
+                            {"a": run_a, "b": run_b}).fetchall())
+    return {"new": rows.get("new", 0), "recurring": rows.get("recurring", 0), "resolved": rows.get("resolved", 0),
+            "not_compared": rows.get("not_compared", 0) + rows.get("not_compared_resolved", 0)}
 
 
 def diff(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str) -> pl.DataFrame:
-    """Findings that changed from run A to run B: change = new (only in B) or resolved (only in A)."""
-    return con.sql("""
-        WITH a AS (SELECT * FROM findings WHERE run_id = $a), b AS (SELECT * FROM findings WHERE run_id = $b)
-        SELECT 'new' AS change, rule_id, severity, claim_id, line_number, procedure_code, related_code,
-               amount_at_risk, message FROM b WHERE fingerprint NOT IN (SELECT fingerprint FROM a)
-        UNION ALL
-        SELECT 'resolved', rule_id, severity, claim_id, line_number, procedure_code, related_code,
-               amount_at_risk, message FROM a WHERE fingerprint NOT IN (SELECT fingerprint FROM b)
+    """Findings that changed from run A to run B: change = new (only in B) or resolved (only in A);
+    findings the other run did not check are left out (``diff_counts`` counts them)."""
+    return con.sql(f"""
+        SELECT change, rule_id, severity, claim_id, line_number, procedure_code, related_code, amount_at_risk, message
+        FROM ({_compared_sql()}) WHERE change IN ('new', 'resolved')
         ORDER BY change, rule_id, claim_id, line_number""", params={"a": run_a, "b": run_b}).pl()
 
 
 def resolved(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    """The previous run's findings that this run no longer has."""
+    """The previous run's findings that this run no longer has (and did check)."""
     prev = con.execute("SELECT previous_run_id FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not prev or not prev[0][0]:
         return pl.DataFrame()

@@ -13,7 +13,7 @@ claim line that arrived in its folder.
   previous run of the scope. History (new / recurring / resolved) then compares like any run.
 * Crash safety: the ledger update and the pending days are one transaction; pending days are
   cleared only after the run completed. A run killed at any point leaves either the old state or
-  pending days, and the next run (which marks the dead run ``abandoned``) audits them.
+  pending days, and the next run (which marks the dead run ``abandoned``, runs.recover) audits them.
 """
 
 from __future__ import annotations
@@ -31,32 +31,44 @@ def scope_label(folder: str | Path, scope: str | None) -> str:
     return scope or f"folder:{Path(folder).resolve()}"
 
 
-def recover(db: str | Path) -> list[str]:
-    """Runs left 'running' by a process that died. Call only while holding the warehouse lock."""
-    with connect(db) as con:
-        dead = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE status = 'running' ORDER BY run_id").fetchall()]
-        if dead:
-            con.execute("UPDATE runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'")
-    return dead
+DEFAULT_SETTLE = 30.0        # seconds a file must rest before a run takes it (docs/scheduling.md)
+DONE = ".done"               # <file>.done (or <stem>.done) next to a file: it is complete, take it now
+IN_PROGRESS = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".filepart", ".download", ".inprogress")
 
 
-def scan(db: str | Path, folder: str | Path, scope: str, *, settle_seconds: float = 0) -> dict:
-    """Which files of the folder are new, which were seen before (skipped), which are still being written."""
+def _changed_at(p: Path) -> float:
+    """When the file last changed: a copy that restores the original mtime (cp -p, scp -p) still
+    changes ctime, so the later of the two is the safe one."""
+    st = p.stat()
+    return max(st.st_mtime, st.st_ctime)
+
+
+def scan(db: str | Path, folder: str | Path, scope: str, *, settle_seconds: float = DEFAULT_SETTLE) -> dict:
+    """Which files of the folder are new, which were seen before (skipped), which are still being written.
+
+    A file is taken once it has not changed for ``settle_seconds`` (size and content settle with its
+    modification time), or at once when a ``<name>.done`` marker stands next to it. Files with a
+    download/copy suffix (``.part``, ``.tmp``, ...) are being written: deferred, never audited."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: landing folder does not exist")
     candidates = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    markers = {p.name[:-len(DONE)] for p in candidates if p.name.lower().endswith(DONE)}
+    writing = [p for p in candidates if p.suffix.lower() in IN_PROGRESS or p.name.startswith("~$")]
+    rest = [p for p in candidates if p not in writing and not p.name.lower().endswith(DONE)]
     # extracts by their suffix; X12 837P claims and 835 remittances by content, whatever their name
-    files = [p for p in candidates if p.suffix.lower() in FORMATS or is_x12(p)]
-    ignored = sorted(str(p) for p in candidates if p not in files)     # reported, never silently dropped
+    files = [p for p in rest if p.suffix.lower() in FORMATS or is_x12(p)]
+    ignored = sorted(str(p) for p in rest if p not in files)          # reported, never silently dropped
     files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))           # oldest first: newer files win
     now = time.time()
     with connect(db) as con:
         known = {r[0] for r in con.execute("SELECT sha256 FROM landing_files WHERE scope_key = ?",
                                            [f"label:{scope}"]).fetchall()}
-    new, skipped, deferred, seen = [], [], [], set()
+    new, skipped, seen = [], [], set()
+    deferred = sorted(str(p) for p in writing)
     for p in files:
-        if settle_seconds and now - p.stat().st_mtime < settle_seconds:
+        done = p.name in markers or p.stem in markers
+        if not done and settle_seconds and now - _changed_at(p) < settle_seconds:
             deferred.append(str(p))
             continue
         digest = sha256_file(p)

@@ -4,7 +4,7 @@ DuckDB lets one process at a time open a file for writing, but an audit opens th
 per step, so two runs could interleave between steps. The run-level lock prevents that. A second
 run fails fast with a clear message (or waits up to ``wait`` seconds). The lock is an OS file lock
 (``filelock``), so a run killed with ``kill -9`` releases it; its half-done work is picked up by
-the next run (see landing.py).
+the next run (runs.recover).
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ class WarehouseBusy(ClaimAuditError):
 
 
 @contextmanager
-def warehouse_lock(db: str | Path, *, wait: float = 0) -> Iterator[None]:
+def warehouse_lock(db: str | Path, *, wait: float = 0, recover: bool = True) -> Iterator[list[str]]:
+    """Hold the warehouse for one run. Holding it proves no other run is alive, so runs left
+    ``running`` are dead: they are marked abandoned and cleaned up first (runs.recover); the context
+    yields their ids."""
     path = Path(f"{Path(db).resolve()}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, timeout=wait)
@@ -33,6 +36,8 @@ def warehouse_lock(db: str | Path, *, wait: float = 0) -> Iterator[None]:
         raise WarehouseBusy(f"{db}: another claimaudit run is using this warehouse (lock {path.name}); "
                             "it was not touched. Retry when that run ends, or pass --wait SECONDS") from None
     try:
-        yield
+        from claimaudit.runs import recover as _recover
+
+        yield _recover(db) if recover else []
     finally:
         lock.release()

@@ -19,7 +19,6 @@ receive and return paths and counts only. The work folder is deleted after the m
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -33,9 +32,8 @@ REFERENCE_TABLES = ("ref_files", "ref_ptp", "ref_mue")
 
 def export(db: str | Path, run_id: str, work: str | Path, partitions: int) -> list[int]:
     """Write the run's lines, DQ hits and the reference tables under ``work``; returns the non-empty partitions."""
-    work = Path(work)
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "reference").mkdir(parents=True)
+    work = Path(work)                           # a fresh private folder (workdir.private_dir)
+    (work / "reference").mkdir(parents=True, exist_ok=True)
     with connect(db, read_only=True) as con:
         for table in REFERENCE_TABLES:
             con.execute(f"COPY (SELECT * FROM {table}) TO '{work / 'reference' / table}.parquet' (FORMAT parquet)")

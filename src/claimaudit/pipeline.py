@@ -11,21 +11,21 @@ import contextlib
 import io
 import json
 import os
+import re
 import secrets
-import shutil
 import signal
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
-from claimaudit import __version__
+from claimaudit import __version__, workdir
 from claimaudit.errors import ClaimAuditError, InputError
 from claimaudit.ingest.mapping import load_mapping
-from claimaudit.ingest.normalize import normalize, rejects_as_quarantine, split
-from claimaudit.ingest.readers import sha256_file, read_raw
+from claimaudit.ingest.readers import sha256_file
 from claimaudit.refdata.store import ensure_reference
 from claimaudit.rules.profiles import load_profiles
 from claimaudit.rules.runner import prepare, run_rules
@@ -50,23 +50,24 @@ def code_version() -> str:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def start_run(db: str | Path, *, profile: str = DEFAULT_PROFILE, mapping: str | None = None,
-              out: str | Path | None = None, run_id: str | None = None, scope: str | None = None) -> dict:
+              out: str | Path | None = None, run_id: str | None = None, scope: str | None = None,
+              skipped: list[str] | None = None) -> dict:
     profiles = load_profiles()
     if profile not in profiles:
         raise ClaimAuditError(f"unknown profile {profile!r}; profiles: {', '.join(sorted(profiles))}")
     load_mapping(mapping)                                   # fail before reading any data
     run_id = run_id or new_run_id()
     out_dir = Path(out) if out else DEFAULT_OUT / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)          # a read-only or full --out fails before the run exists
     with connect(db) as con:
         con.execute("INSERT INTO runs (run_id, started_at, status, profile_default, mapping, code_version, out_dir, "
-                    "scope_key) VALUES (?, now(), 'running', ?, ?, ?, ?, ?)",
+                    "scope_key, families_skipped) VALUES (?, now(), 'running', ?, ?, ?, ?, ?, ?)",
                     [run_id, profile, mapping or "canonical", code_version(), str(out_dir),
-                     f"label:{scope}" if scope else None])
-    out_dir.mkdir(parents=True, exist_ok=True)
+                     f"label:{scope}" if scope else None, json.dumps(sorted(skipped or []))])
     return {"run_id": run_id, "out_dir": str(out_dir)}
 
 
@@ -82,20 +83,23 @@ def _load_remits(con, run_id: str, remits: list[str | Path]) -> None:
                 f"adjustments (not claim lines)" + (f"; {got['lines_without_code']} service line(s) without a "
                                                     "procedure code, kept and never matched on code"
                                                     if got["lines_without_code"] else ""))
-        con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, 'x12-835', 0, 0, 0, ?)",
+        con.execute("INSERT INTO run_inputs (run_id, source_file, path, sha256, bytes, file_format, rows_read, "
+                    "rows_loaded, rows_quarantined, warnings) VALUES (?, ?, ?, ?, ?, 'x12-835', 0, 0, 0, ?)",
                     [run_id, str(path), str(Path(path).resolve()), sha256_file(Path(path)),
                      Path(path).stat().st_size, json.dumps([*got["warnings"], note])])
 
 
 def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: str | None = None,
            profile: str = DEFAULT_PROFILE, out_dir: str | Path, keys_per_file: bool = False,
-           remits_alone: bool = False) -> dict:
+           remits_alone: bool = False, allow_unmapped: bool = False) -> dict:
     """Read every input, load good lines into claim_lines, quarantine the rest; read = loaded + quarantined.
 
-    ``remits_alone``: 835 remittances may come without claims (a landing run: they pay claims the
-    ledger already holds)."""
+    Everything happens in DuckDB, in one transaction (ingest/load.py). ``remits_alone``: 835
+    remittances may come without claims (a landing run: they pay claims the ledger already holds).
+    ``allow_unmapped``: audit even when a column nothing loads holds data (the summary lists it)."""
     if not inputs:
         raise InputError("no input files given")
+    from claimaudit.ingest.load import load_inputs
     from claimaudit.ingest.readers import is_remittance
 
     remits = [p for p in inputs if is_remittance(Path(p))]
@@ -111,56 +115,23 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
         raise InputError("only 835 remittances given: add the claims they pay (837P files or extracts) "
                          "to link denials to findings")
     spec = load_mapping(mapping)
-    known = set(load_profiles())
-    typed, rejects, files = [], [], []
-    raw_columns: list[str] = []
-    canonical = load_mapping(None)
-    for path in inputs:
-        raw = read_raw(path, spec)
-        source = str(path)
-        file_spec = canonical if raw.file_format.startswith("x12") else spec     # the X12 reader emits canonical names
-        typed.append(normalize(raw, file_spec, default_profile=profile, known_profiles=known, source_file=source))
-        rejects.append(rejects_as_quarantine(raw, source))
-        raw_columns += [c for c in raw.frame.columns if c != "__line" and c not in raw_columns]
-        files.append({"source_file": source, "path": str(Path(path).resolve()), "sha256": raw.sha256,
-                      "bytes": raw.bytes, "file_format": raw.file_format,
-                      "rows_read": raw.frame.height + raw.rejects.height, "warnings": raw.warnings})
-    result = split(pl.concat(typed, how="diagonal_relaxed"), raw_columns, [r for r in rejects if r.height],
-                   keys_per_file=keys_per_file)
-    del typed, raw                       # the raw strings: only the quarantined rows' copies are needed now
-    loaded, quarantined = result.loaded, result.quarantined
-    read = sum(f["rows_read"] for f in files)
-    if read != loaded.height + quarantined.height:     # a bug, never a data problem: stop loudly
-        raise ClaimAuditError(f"internal error: read {read} rows but loaded {loaded.height} "
-                              f"+ quarantined {quarantined.height}")
-    per_loaded = dict(loaded.group_by("source_file").len().iter_rows())
-    per_quarantined = dict(quarantined.group_by("source_file").len().iter_rows())
-    for f in files:
-        f["rows_loaded"] = per_loaded.get(f["source_file"], 0)
-        f["rows_quarantined"] = per_quarantined.get(f["source_file"], 0)
-
-    meta = ["reason", "source_file", "source_line"]
-    record_cols = [c for c in quarantined.columns if c not in meta]
-    q_table = quarantined.select(  # noqa: F841 (queried by name below)
-        pl.col("source_file"), pl.col("source_line").cast(pl.Int64), pl.col("reason"),
-        record=pl.struct(record_cols).struct.json_encode() if record_cols else pl.lit(None, pl.String))
     with connect(db) as con:
         con.execute("BEGIN")
-        con.execute("DELETE FROM claim_lines WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM quarantine WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM run_inputs WHERE run_id = ?", [run_id])
-        con.execute("INSERT INTO claim_lines BY NAME SELECT ? AS run_id, * FROM loaded", [run_id])
-        con.execute("INSERT INTO quarantine BY NAME SELECT ? AS run_id, * FROM q_table", [run_id])
-        for f in files:
-            con.execute("INSERT INTO run_inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, f["source_file"], f["path"], f["sha256"], f["bytes"], f["file_format"],
-                         f["rows_read"], f["rows_loaded"], f["rows_quarantined"], json.dumps(f["warnings"])])
-        _load_remits(con, run_id, remits)
-        con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ? WHERE run_id = ?",
-                    [read, loaded.height, quarantined.height, run_id])
-        con.execute("COMMIT")
+        try:
+            loaded = load_inputs(con, run_id, inputs, spec, canonical=load_mapping(None), default_profile=profile,
+                                 known_profiles=set(load_profiles()), keys_per_file=keys_per_file,
+                                 allow_unmapped=allow_unmapped)
+            _load_remits(con, run_id, remits)
+            con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ?, columns_not_loaded = ? "
+                        "WHERE run_id = ?", [loaded.read, loaded.loaded, loaded.quarantined,
+                                             json.dumps(loaded.columns_not_loaded), run_id])
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):        # never hide the failure that got us here
+                con.execute("ROLLBACK")
+            raise
         _write_quarantine(con, run_id, Path(out_dir) / "quarantine.csv")   # rewritten by write_outputs
-    return {"read": read, "loaded": loaded.height, "quarantined": quarantined.height, "files": files}
+    return {"read": loaded.read, "loaded": loaded.loaded, "quarantined": loaded.quarantined, "files": loaded.files}
 
 
 def check_reference(db: str | Path, run_id: str) -> dict:
@@ -196,6 +167,23 @@ def check_quality(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
     return run_quality(db, run_id, out_dir)
 
 
+@contextlib.contextmanager
+def atomic(path: Path):
+    """Write ``path`` through a temporary name, renamed into place when complete: a run killed while
+    writing never leaves a half file under the real name (runs.cleanup removes the temporary one)."""
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except OSError as exc:          # name the output (writers such as Polars' say only "os error 28")
+        if exc.filename:
+            raise
+        code = exc.errno or int((re.search(r"os error (\d+)", str(exc)) or [None, 0])[1]) or None
+        raise OSError(code, os.strerror(code) if code else str(exc), str(path)) from exc
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _write_quarantine(con, run_id: str, path: Path) -> None:
     """quarantine.csv: the original fields of each row (as read), then reason, source_file, source_line."""
     q = con.sql("SELECT source_file, source_line, reason, record FROM quarantine WHERE run_id = ? "
@@ -209,7 +197,8 @@ def _write_quarantine(con, run_id: str, path: Path) -> None:
         q = pl.concat([fields, q.select(meta)], how="horizontal")
     else:
         q = q.select(meta)
-    q.write_csv(path)
+    with atomic(path) as tmp:
+        q.write_csv(tmp)
 
 
 def _partitions_in_threads(work: str, parts: list[int], run_id: str) -> list[dict]:
@@ -228,53 +217,61 @@ def apply_rules(db: str | Path, run_id: str, *, partitions: int = 1, run_partiti
     default in threads; ``run_partitions(work, parts, run_id)`` runs them elsewhere (the Prefect
     flow submits them to its task runner, e.g. a Dask cluster) and returns their results."""
     from claimaudit import denials, history, landing, partition
+    from claimaudit.ingest.load import drop_raw
 
-    work = None
-    if partitions > 1:
-        work = Path(db).resolve().parent / ".claimaudit-work" / run_id
-        parts = partition.export(db, run_id, work, partitions)
-        results = (run_partitions or _partitions_in_threads)(str(work), parts, run_id)
-    with connect(db) as con:
-        landing.drop_quarantined(con, run_id)              # incremental runs: DQ-quarantined lines leave the ledger
-        if work is None:
-            timings = run_rules(con, run_id)
-        else:
-            partition.merge(con, run_id, work)
-            timings = {f: round(sum(r["timings"].get(f, 0) for r in results), 3)
-                       for f in sorted({f for r in results for f in r["timings"]})}
-        carried = landing.carry_forward(con, run_id)      # incremental runs: findings of untouched days
-        changes = history.record(con, run_id)
-        changes["carried_forward"] = carried
-        denial = denials.analyse(con, run_id)             # runs with 835 input: remits vs findings
-        con.execute("UPDATE runs SET denials = ? WHERE run_id = ?", [json.dumps(denial) if denial else None, run_id])
-        by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
-                                   [run_id]).fetchall())
-    if work is not None:
-        shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            work.parent.rmdir()                              # .claimaudit-work, when no other run uses it
+    with contextlib.ExitStack() as stack:
+        work = None
+        if partitions > 1:              # a private folder of the warehouse's work folder, removed afterwards
+            work = stack.enter_context(workdir.private_dir(db, "part"))
+            parts = partition.export(db, run_id, work, partitions)
+            results = (run_partitions or _partitions_in_threads)(str(work), parts, run_id)
+        with connect(db) as con:
+            drop_raw(con, run_id)                              # the inputs' raw text: no longer needed
+            landing.drop_quarantined(con, run_id)              # incremental runs: DQ-quarantined lines leave the ledger
+            if work is None:
+                timings = run_rules(con, run_id)
+            else:
+                partition.merge(con, run_id, work)
+                timings = {f: round(sum(r["timings"].get(f, 0) for r in results), 3)
+                           for f in sorted({f for r in results for f in r["timings"]})}
+            carried = landing.carry_forward(con, run_id)      # incremental runs: findings of untouched days
+            changes = history.record(con, run_id)
+            changes["carried_forward"] = carried
+            denial = denials.analyse(con, run_id)             # runs with 835 input: remits vs findings
+            con.execute("UPDATE runs SET denials = ? WHERE run_id = ?",
+                        [json.dumps(denial) if denial else None, run_id])
+            by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+                                       [run_id]).fetchall())
     parts = [{k: r[k] for k in ("part", "lines", "findings", "seconds")} for r in results] if work else []
     return {"timings": timings, "by_rule": by_rule, "history": changes, "partitions": parts}
 
 
 FINDINGS_ORDER = "claim_id, line_number, rule_id, related_code, reference"
+OUTPUTS = ("findings.csv", "findings.parquet", "quarantine.csv", "report.html", "report.xlsx", "summary.json")
 
 
 def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: dict | None = None,
-                  extra: dict | None = None) -> dict:
-    """findings.csv/.parquet, quarantine.csv, report.html/.xlsx and summary.json; the run is marked completed."""
+                  extra: dict | None = None, finish: bool = True) -> dict:
+    """findings.csv/.parquet, quarantine.csv, report.html/.xlsx and summary.json, each written whole or
+    not at all. ``finish``: then, and only then, the run is marked completed (a re-render of a past
+    run passes False and changes nothing in the warehouse)."""
+    from claimaudit import coverage
+
     started = time.perf_counter()
     timings = dict(timings or {})
     out = Path(out_dir)
     with connect(db) as con:
         _write_quarantine(con, run_id, out / "quarantine.csv")
         findings = con.sql(f"SELECT * FROM findings WHERE run_id = ? ORDER BY {FINDINGS_ORDER}", params=[run_id]).pl()
-        findings.write_parquet(out / "findings.parquet")
-        findings.with_columns(pl.col("related_lines").list.join(";")).write_csv(out / "findings.csv")
+        with atomic(out / "findings.parquet") as tmp:
+            findings.write_parquet(tmp)
+        with atomic(out / "findings.csv") as tmp:
+            findings.with_columns(pl.col("related_lines").list.join(";")).write_csv(tmp)
+        _crash_point("findings-written")
         run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).pl().to_dicts()[0]
         inputs = con.sql("SELECT source_file, path, sha256, bytes, file_format, rows_read, rows_loaded, "
                          "rows_quarantined, coalesce(warnings, '[]')::VARCHAR AS warnings FROM run_inputs "
-                         "WHERE run_id = ? ORDER BY source_file", params=[run_id]).pl()
+                         "WHERE run_id = ? ORDER BY coalesce(file_index, 0), source_file", params=[run_id]).pl()
         inputs = inputs.with_columns(pl.col("warnings").str.json_decode(pl.List(pl.String)))
         reasons = con.execute("SELECT reason, count(*) AS rows FROM quarantine WHERE run_id = ? GROUP BY 1 "
                               "ORDER BY 2 DESC, 1", [run_id]).fetchall()
@@ -288,12 +285,16 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
             FROM findings WHERE run_id = ?""", [run_id])
         by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                    [run_id]).fetchall())
+        unchecked = dict(con.execute("""SELECT related_code, count(DISTINCT (claim_id, line_number)) FROM findings
+                                        WHERE run_id = ? AND rule_id = 'REF-001' GROUP BY 1""", [run_id]).fetchall())
         reference = json.loads(run["reference_versions"] or "[]")
         dq = con.sql("SELECT expectation_id, level, success, unexpected_count, unexpected_percent, rows_acted_on, "
                      "examples FROM dq_results WHERE run_id = ? ORDER BY level, expectation_id", params=[run_id]).pl()
         starter = bool(run["starter_reference"])
+        skipped = json.loads(run["families_skipped"] or "[]")
         summary = {
             "run_id": run_id,
+            "status": "completed",
             "out_dir": str(out),
             "started_at": run["started_at"].isoformat(timespec="seconds"),
             "code_version": run["code_version"],
@@ -303,6 +304,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
             "read": run["rows_read"], "loaded": run["rows_loaded"], "quarantined": run["rows_quarantined"],
             "reconciled": run["rows_read"] == run["rows_loaded"] + run["rows_quarantined"],
             "quarantine_reasons": dict(reasons),
+            "columns_not_loaded": json.loads(run["columns_not_loaded"] or "[]"),
             "visits": lines[1],
             "reference": {
                 "versions": reference,
@@ -312,7 +314,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
                         "CMS reference files as loaded with `claimaudit refdata import`.",
             },
             "data_quality": {
-                "skipped": dq.height == 0,
+                "skipped": "data_quality" in skipped,
                 "suite": "expectations/claim_lines.json",
                 "expectations": dq.height,
                 "failed": dq.filter(~pl.col("success"))["expectation_id"].to_list(),
@@ -320,37 +322,41 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
                 "data_docs": "data-docs/index.html" if (out / "data-docs" / "index.html").exists() else None,
             },
             "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
+            "unchecked_lines": {"ptp": unchecked.get("ptp", 0), "mue": unchecked.get("mue", 0)},
+            "unchecked": coverage.causes(con, run_id),
+            "families_skipped": skipped,
             "history": {"scope": run["scope_key"], "previous_run_id": run["previous_run_id"],
                         "new": run["findings_new"], "recurring": run["findings_recurring"],
-                        "resolved": run["findings_resolved"]},
+                        "resolved": run["findings_resolved"], "not_compared": run["findings_not_compared"]},
             "amount_at_risk": round(agg[1], 2),
             "denials": json.loads(run["denials"]) if run.get("denials") else None,
             "timings": timings or {},
-            "outputs": sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()) + ["summary.json"],
+            **({"landing": json.loads(run["landing"])} if run.get("landing") else {}),
             **(extra or {}),
         }
-        con.execute("UPDATE runs SET status = 'completed', finished_at = now(), findings = ?, timings = ? "
-                    "WHERE run_id = ?", [agg[0], json.dumps(timings or {}), run_id])
         from claimaudit.report import render
 
-        summary["outputs"] += render(con, run_id, out, summary)
+        rendered = render(con, run_id, out, summary)
+        _crash_point("reports-written")
         timings["outputs"] = round(time.perf_counter() - started, 3)
-        if "total" in timings:
+        if "total" in timings and finish:
             timings["total"] = round(timings["total"] + timings["outputs"], 3)
         summary["timings"] = timings
-        con.execute("UPDATE runs SET timings = ? WHERE run_id = ?", [json.dumps(timings), run_id])
-    summary["outputs"] = sorted(set(summary["outputs"]))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        names = {p.name + ("/" if p.is_dir() else "") for p in out.iterdir() if ".partial-" not in p.name}
+        summary["outputs"] = sorted(names | set(rendered) | {"summary.json"})
+        with atomic(out / "summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        if finish:      # last: a run is completed only when every output is in place
+            con.execute("UPDATE runs SET status = 'completed', finished_at = now(), findings = ?, timings = ? "
+                        "WHERE run_id = ?", [agg[0], json.dumps(timings), run_id])
     return summary
 
 
-def fail_run(db: str | Path, run_id: str, reason: str) -> None:
-    try:
-        with connect(db) as con:
-            con.execute("UPDATE runs SET status = 'failed', finished_at = now(), timings = ? WHERE run_id = ?",
-                        [json.dumps({"error": reason}), run_id])
-    except ClaimAuditError:
-        pass
+def fail_run(db: str | Path, run_id: str, reason: str) -> bool:
+    """Mark a run failed with its one-line cause and remove what it left (runs.fail)."""
+    from claimaudit import runs
+
+    return runs.fail(db, run_id, reason)
 
 
 def _direct(name: str, fn, *args, **kwargs):
@@ -366,7 +372,7 @@ def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quali
         timings["data_quality"] = round(time.perf_counter() - t, 3)
         timings["data_quality_validate"] = quality["seconds"]["validate"]
     t = time.perf_counter()
-    ref = step("reference-check", check_reference, db, run_id)
+    step("reference-check", check_reference, db, run_id)
     timings["reference"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     rules = step("rules", apply_rules, db, run_id, partitions=partitions)
@@ -376,39 +382,74 @@ def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quali
         timings["rule_partitions"] = rules["partitions"]
     _crash_point("rules")
     timings["total"] = round(time.perf_counter() - started, 3)
-    return step("outputs", write_outputs, db, run_id, out_dir, timings=timings,
-                extra={"unchecked_lines": ref["unchecked_lines"], **(extra or {})})
+    return step("outputs", write_outputs, db, run_id, out_dir, timings=timings, extra=extra)
 
 
 def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
               profile: str = DEFAULT_PROFILE, out: str | Path | None = None, data_quality: bool = True,
-              scope: str | None = None, wait: float = 0, partitions: int = 1) -> dict:
+              scope: str | None = None, wait: float = 0, partitions: int = 1, allow_unmapped: bool = False) -> dict:
     """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json.
 
-    ``data_quality=False`` skips the Great Expectations suite (the summary says so); the rules then
-    see every loaded line. The warehouse is locked for the run (``wait`` seconds for another run)."""
+    ``data_quality=False`` skips the Great Expectations suite (the summary says so, and history does
+    not compare data-quality findings with this run); the rules then see every loaded line. The
+    warehouse is locked for the run (``wait`` seconds for another run); a run of it that died is
+    marked abandoned first. Any failure marks this run failed (runs.fail) before it propagates."""
+    from claimaudit.ingest.load import check_inputs
     from claimaudit.locking import warehouse_lock
 
+    check_inputs(inputs)                      # a mistyped path: one line, before anything is created
+    load_mapping(mapping)
     with warehouse_lock(db, wait=wait):
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope)
+        run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope,
+                        skipped=[] if data_quality else ["data_quality"])
         run_id, out_dir = run["run_id"], run["out_dir"]
-        try:
+        with failing_run(db, run_id):
             t = time.perf_counter()
-            ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir)
+            _crash_point("ingest")
+            ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir, allow_unmapped=allow_unmapped)
             timings["ingest"] = round(time.perf_counter() - t, 3)
             return _audit_steps(db, run_id, out_dir, data_quality=data_quality, timings=timings, started=started,
                                 partitions=partitions)
-        except ClaimAuditError as exc:
-            fail_run(db, run_id, str(exc))
+
+
+@contextlib.contextmanager
+def failing_run(db: str | Path, run_id: str):
+    """Whatever stops the run (bad input, a full disk, Ctrl-C, SIGTERM) marks it failed with its cause.
+    A ClaimAuditError keeps its message; any other failure becomes RunFailed naming the cause and what
+    was kept. Ctrl-C/SIGTERM propagate as they are, carrying the run id for the CLI's one line."""
+    from claimaudit.errors import RunFailed, as_interrupt, describe
+
+    try:
+        yield
+    except BaseException as exc:
+        reason = describe(exc)
+        marked = fail_run(db, run_id, reason)
+        kept = (f"run {run_id} marked failed and its partial work removed; earlier runs are unchanged" if marked
+                else f"the warehouse could not be updated: run {run_id} will be marked abandoned by the next command")
+        if isinstance(exc, ClaimAuditError):
             raise
+        interrupt = as_interrupt(exc)
+        if interrupt is not None:
+            interrupt.claimaudit_note = kept          # type: ignore[attr-defined]
+            raise interrupt from None
+        raise RunFailed(f"{reason}; {kept}") from exc
 
 
 def _crash_point(stage: str) -> None:
-    """Crash-safety tests kill the process here with a real SIGKILL (CLAIMAUDIT_TEST_KILL_AT=stage)."""
-    if os.environ.get("CLAIMAUDIT_TEST_KILL_AT") == stage:
+    """Crash-safety tests stop the process here: CLAIMAUDIT_TEST_KILL_AT=stage sends a real SIGKILL
+    now; stage:TERM:0.5 (or INT) sends that signal 0.5 s later, i.e. in the middle of the next step."""
+    spec = os.environ.get("CLAIMAUDIT_TEST_KILL_AT", "").split(":")
+    if spec[0] != stage:
+        return
+    if len(spec) == 1:
         os.kill(os.getpid(), signal.SIGKILL)
+    else:
+        import threading
+
+        sig = {"TERM": signal.SIGTERM, "INT": signal.SIGINT}[spec[1]]
+        threading.Timer(float(spec[2]), os.kill, (os.getpid(), sig)).start()
 
 
 def no_new_lines(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
@@ -421,8 +462,8 @@ def no_new_lines(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
 
 def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
                 profile: str = DEFAULT_PROFILE, out: str | Path | None = None, scope: str | None = None,
-                full: bool = False, data_quality: bool = True, settle_seconds: float = 0, wait: float = 0,
-                run_id: str | None = None, step=_direct) -> dict:
+                full: bool = False, data_quality: bool = True, settle_seconds: float | None = None, wait: float = 0,
+                run_id: str | None = None, step=_direct, allow_unmapped: bool = False) -> dict:
     """Incremental audit of a landing folder (landing.py): new files only, their days, history merged.
 
     ``step(name, fn, *args, **kwargs)`` runs each step (the Prefect flow passes one that makes tasks
@@ -431,18 +472,20 @@ def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", map
     from claimaudit.locking import warehouse_lock
 
     label = landing.scope_label(folder, scope)
-    with warehouse_lock(db, wait=wait):
+    with warehouse_lock(db, wait=wait) as abandoned:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        abandoned = step("recover", landing.recover, db)
-        scanned = step("scan-landing", landing.scan, db, folder, label, settle_seconds=settle_seconds)
-        run = step("start-run", start_run, db, profile=profile, mapping=mapping, out=out, scope=label, run_id=run_id)
+        settle = landing.DEFAULT_SETTLE if settle_seconds is None else settle_seconds
+        scanned = step("scan-landing", landing.scan, db, folder, label, settle_seconds=settle)
+        run = step("start-run", start_run, db, profile=profile, mapping=mapping, out=out, scope=label, run_id=run_id,
+                   skipped=[] if data_quality else ["data_quality"])
         run_id, out_dir = run["run_id"], run["out_dir"]
-        try:
+        with failing_run(db, run_id):
             t = time.perf_counter()
             if scanned["new"]:
                 step("ingest", ingest, db, run_id, [f["path"] for f in scanned["new"]], mapping=mapping,
-                     profile=profile, out_dir=out_dir, keys_per_file=True, remits_alone=True)
+                     profile=profile, out_dir=out_dir, keys_per_file=True, remits_alone=True,
+                     allow_unmapped=allow_unmapped)
             else:
                 step("ingest", no_new_lines, db, run_id, out_dir)
             _crash_point("ingested")
@@ -455,6 +498,3 @@ def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", map
             _crash_point("outputs")
             step("finish", landing.finish, db, run_id, label)
             return summary
-        except ClaimAuditError as exc:
-            fail_run(db, run_id, str(exc))
-            raise

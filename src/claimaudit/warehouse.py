@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
+from claimaudit import workdir
 from claimaudit.errors import WarehouseError
 from claimaudit.resources import resource
 
@@ -39,9 +39,9 @@ def connect(db_path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Ite
         con = duckdb.connect(str(db_path), read_only=read_only)
     except duckdb.Error as exc:  # locked by another process, not a DuckDB file, newer format...
         raise WarehouseError(f"{db_path}: cannot open the warehouse: {str(exc).splitlines()[0]}") from None
-    with tempfile.TemporaryDirectory(prefix="claimaudit-spill-") as spill:
+    with workdir.private_dir(db_path, "spill", fallback_to_tmp=True) as spill:
         try:
-            con.execute(f"SET temp_directory = '{spill}'")
+            con.execute("SET temp_directory = ?", [str(spill)])
             if not read_only:
                 _migrate(con)
             yield con

@@ -12,7 +12,12 @@ from claimaudit.report.xlsx import render_xlsx
 
 
 def render(con: duckdb.DuckDBPyConnection, run_id: str, out_dir: Path, summary: dict) -> list[str]:
+    """report.html and report.xlsx, each written whole or not at all."""
+    from claimaudit.pipeline import atomic
+
     data = collect(con, run_id, summary)
-    render_html(data, out_dir / "report.html")
-    render_xlsx(con, data, out_dir / "report.xlsx")
+    with atomic(out_dir / "report.html") as tmp:
+        render_html(data, tmp)
+    with atomic(out_dir / "report.xlsx") as tmp:
+        render_xlsx(con, data, tmp)
     return ["report.html", "report.xlsx"]

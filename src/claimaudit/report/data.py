@@ -61,16 +61,17 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict) -> Repor
     code_pairs = _q(con, f"""SELECT related_code AS column_1, procedure_code AS column_2, rule_id, count(*) AS findings,
                              {_AT_RISK} FROM findings WHERE run_id = $run AND family = 'ncci_ptp'
                              GROUP BY ALL ORDER BY findings DESC, dollars_at_risk DESC LIMIT 15""", run_id)
-    unchecked = _q(con, """SELECT CASE WHEN rule_id = 'REF-001' THEN 'no ' || upper(related_code) || ' reference data for the date'
-                                  ELSE 'timed code without minutes (time checks skipped for the day)' END AS reason,
-                                  count(DISTINCT (claim_id, line_number)) AS lines
-                           FROM findings WHERE run_id = $run AND rule_id IN ('REF-001', 'TIME-007')
-                           GROUP BY ALL ORDER BY lines DESC""", run_id)
+    from claimaudit import coverage
+
+    unchecked = pl.DataFrame(coverage.causes(con, run_id), schema={
+        "family": pl.String, "reason": pl.String, "first_date": pl.String, "last_date": pl.String,
+        "lines": pl.Int64, "dollars": pl.Float64})
     data_quality = _q(con, """SELECT expectation_id, level, description, success, unexpected_count,
                               round(unexpected_percent, 4) AS unexpected_percent, rows_acted_on
                               FROM dq_results WHERE run_id = $run ORDER BY success, level, expectation_id""", run_id)
     trend = con.sql("""
         WITH recent AS (SELECT run_id, started_at FROM runs WHERE status = 'completed' AND scope_key = $scope
+                          AND started_at <= (SELECT started_at FROM runs WHERE run_id = $run)
                         UNION SELECT run_id, started_at FROM runs WHERE run_id = $run
                         ORDER BY started_at DESC LIMIT 12)
         SELECT r.run_id, r.started_at, f.family, count(f.rule_id) AS findings,

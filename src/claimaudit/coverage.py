@@ -1,0 +1,79 @@
+"""What a run could not check. Unknown is not clean, and it must also be readable.
+
+Three sources, one vocabulary (a rule *family* and a *reason*):
+
+* REF-001 findings: no complete reference data for the line's date (none loaded, a release with
+  part files missing, a truncated file). Family ``ncci_ptp`` or ``mue``, line by line.
+* TIME-007 findings: a timed code without minutes, so the time checks of that day were skipped.
+  Family ``units_time``, for every line of the day.
+* Families a run did not run at all (``--no-data-quality``): ``runs.families_skipped``.
+
+:func:`causes` groups the line-level truth into one row per cause (family, reason, date range,
+lines, dollars) for the CLI, the report and summary.json. :func:`unchecked_sql` is what history
+compares with: a finding is new or resolved only when both runs checked its family on its day
+(history.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+REF_FAMILY = {"ptp": "ncci_ptp", "mue": "mue"}
+TIME_UNCHECKED = "timed code without documented minutes: the day's time checks were skipped"
+
+
+def unchecked_sql(run: str) -> str:
+    """(family, patient_id, rendering_npi, date_of_service): the days run ``run`` (a bound parameter
+    name like ``$a``) did not check for a family. A reference version covers whole dates and a timed
+    code without minutes stops the whole day's time checks, so a day is the unit of coverage."""
+    return f"""
+        SELECT DISTINCT CASE related_code WHEN 'ptp' THEN 'ncci_ptp' ELSE related_code END AS family,
+               patient_id, rendering_npi, date_of_service
+        FROM findings WHERE run_id = {run} AND rule_id = 'REF-001'
+        UNION
+        SELECT DISTINCT 'units_time', patient_id, rendering_npi, date_of_service
+        FROM findings WHERE run_id = {run} AND rule_id = 'TIME-007'"""
+
+
+def skipped_sql(run: str) -> str:
+    """The families run ``run`` did not run at all."""
+    return f"""SELECT unnest(from_json(coalesce(families_skipped, '[]'), '["VARCHAR"]')) AS family
+               FROM runs WHERE run_id = {run}"""
+
+
+def causes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
+    """One row per cause: family, reason, first and last date of service, lines, dollars of those lines."""
+    rows = con.execute("""
+        WITH ref AS (
+            SELECT CASE f.related_code WHEN 'ptp' THEN 'ncci_ptp' ELSE f.related_code END AS family,
+                   f.actual AS reason, f.claim_id, f.line_number, f.date_of_service
+            FROM findings f WHERE f.run_id = $run AND f.rule_id = 'REF-001'
+        ), timed AS (
+            SELECT 'units_time' AS family, $time_reason AS reason, f.claim_id, f.line_number, f.date_of_service
+            FROM findings f WHERE f.run_id = $run AND f.rule_id = 'TIME-007'
+        ), lines AS (SELECT * FROM ref UNION ALL SELECT * FROM timed)
+        SELECT u.family, u.reason, min(u.date_of_service), max(u.date_of_service),
+               count(DISTINCT (u.claim_id, u.line_number)),
+               coalesce(sum(coalesce(l.allowed_amount, l.charge_amount)), 0)::DOUBLE
+        FROM lines u LEFT JOIN claim_lines l
+          ON l.run_id = $run AND l.claim_id = u.claim_id AND l.line_number = u.line_number
+        GROUP BY ALL ORDER BY 5 DESC, 1, 2""", {"run": run_id, "time_reason": TIME_UNCHECKED}).fetchall()
+    out = [{"family": r[0], "reason": r[1], "first_date": str(r[2]) if r[2] else None,
+            "last_date": str(r[3]) if r[3] else None, "lines": r[4], "dollars": round(r[5], 2)} for r in rows]
+    skipped = con.execute("SELECT coalesce(families_skipped, '[]') FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    for family in json.loads(skipped[0][0]) if skipped else []:
+        out.append({"family": family, "reason": "not run in this run (--no-data-quality)" if family == "data_quality"
+                    else "not run in this run", "first_date": None, "last_date": None, "lines": None, "dollars": None})
+    return out
+
+
+def line(cause: dict) -> str:
+    """One cause in one line, for the CLI and notifications."""
+    if cause["lines"] is None:
+        return f"{cause['family']}: {cause['reason']}"
+    dates = cause["first_date"] if cause["first_date"] == cause["last_date"] else \
+        f"{cause['first_date']}..{cause['last_date']}"
+    return (f"{cause['family']}: {cause['reason']} - DOS {dates}, {cause['lines']:,} line(s), "
+            f"${cause['dollars']:,.2f} not verified")
