@@ -13,7 +13,8 @@ single-process findings exactly (tests/test_partition.py).
    It needs only the work folder (a shared filesystem when the Dask cluster spans machines).
 3. ``merge`` (back in the warehouse process): loads every partition's findings into ``findings``.
 
-Claim data moves as files in the work folder, never through Dask's or Prefect's messages: tasks
+Paths are bound as query parameters (a warehouse folder may hold any character). Claim data moves
+as files in the work folder, never through Dask's or Prefect's messages: tasks
 receive and return paths and counts only. The work folder is deleted after the merge.
 """
 
@@ -36,16 +37,17 @@ def export(db: str | Path, run_id: str, work: str | Path, partitions: int) -> li
     (work / "reference").mkdir(parents=True, exist_ok=True)
     with connect(db, read_only=True) as con:
         for table in REFERENCE_TABLES:
-            con.execute(f"COPY (SELECT * FROM {table}) TO '{work / 'reference' / table}.parquet' (FORMAT parquet)")
-        con.execute(f"COPY (SELECT * FROM dq_results WHERE run_id = ?) TO '{work / 'reference'}/dq_results.parquet' "
-                    "(FORMAT parquet)", [run_id])
+            con.execute(f"COPY (SELECT * FROM {table}) TO ? (FORMAT parquet)",   # table: a closed list
+                        [str(work / "reference" / f"{table}.parquet")])
+        con.execute("COPY (SELECT * FROM dq_results WHERE run_id = ?) TO ? (FORMAT parquet)",
+                    [run_id, str(work / "reference" / "dq_results.parquet")])
         con.execute(f"""COPY (SELECT *, hash(patient_id) % {int(partitions)} AS part FROM claim_lines WHERE run_id = ?)
-                        TO '{work / 'lines'}' (FORMAT parquet, PARTITION_BY (part))""", [run_id])
+                        TO ? (FORMAT parquet, PARTITION_BY (part))""", [run_id, str(work / "lines")])
         con.execute(f"""COPY (SELECT h.*, hash(l.patient_id) % {int(partitions)} AS part FROM dq_hits h
                               JOIN claim_lines l ON l.run_id = h.run_id AND l.claim_id = h.claim_id
                                                 AND l.line_number = h.line_number
                               WHERE h.run_id = ?)
-                        TO '{work / 'dq_hits'}' (FORMAT parquet, PARTITION_BY (part))""", [run_id])
+                        TO ? (FORMAT parquet, PARTITION_BY (part))""", [run_id, str(work / "dq_hits")])
     return sorted(int(p.name.split("=")[1]) for p in (work / "lines").glob("part=*"))
 
 
@@ -57,17 +59,19 @@ def audit_partition(work: str, part: int, run_id: str) -> dict:
     db.unlink(missing_ok=True)
     with connect(db) as con:
         for table in REFERENCE_TABLES:
-            con.execute(f"INSERT INTO {table} SELECT * FROM read_parquet('{work_dir / 'reference' / table}.parquet')")
-        con.execute(f"INSERT INTO dq_results BY NAME SELECT * FROM read_parquet('{work_dir}/reference/dq_results.parquet')")
-        con.execute(f"INSERT INTO claim_lines BY NAME SELECT * FROM "
-                    f"read_parquet('{work_dir}/lines/part={part}/*.parquet', hive_partitioning = false)")
-        hits = work_dir / "dq_hits" / f"part={part}"
+            con.execute(f"INSERT INTO {table} SELECT * FROM read_parquet(?)",        # table: a closed list
+                        [str(work_dir / "reference" / f"{table}.parquet")])
+        con.execute("INSERT INTO dq_results BY NAME SELECT * FROM read_parquet(?)",
+                    [str(work_dir / "reference" / "dq_results.parquet")])
+        con.execute("INSERT INTO claim_lines BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                    [str(work_dir / "lines" / f"part={int(part)}" / "*.parquet")])
+        hits = work_dir / "dq_hits" / f"part={int(part)}"
         if hits.exists():
-            con.execute(f"INSERT INTO dq_hits BY NAME SELECT * FROM "
-                        f"read_parquet('{hits}/*.parquet', hive_partitioning = false)")
+            con.execute("INSERT INTO dq_hits BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)",
+                        [str(hits / "*.parquet")])
         timings = run_rules(con, run_id)
-        con.execute(f"COPY (SELECT * FROM findings WHERE run_id = ?) TO '{work_dir}/findings-{part}.parquet' "
-                    "(FORMAT parquet)", [run_id])
+        con.execute("COPY (SELECT * FROM findings WHERE run_id = ?) TO ? (FORMAT parquet)",
+                    [run_id, str(work_dir / f"findings-{int(part)}.parquet")])
         lines, findings = con.execute("SELECT (SELECT count(*) FROM claim_lines), (SELECT count(*) FROM findings)"
                                       ).fetchall()[0]
     db.unlink(missing_ok=True)
@@ -81,5 +85,5 @@ def merge(con: duckdb.DuckDBPyConnection, run_id: str, work: str | Path) -> int:
     files = sorted(Path(work).glob("findings-*.parquet"))
     if not files:
         return 0
-    listed = ", ".join(f"'{f}'" for f in files)
-    return len(con.execute(f"INSERT INTO findings BY NAME SELECT * FROM read_parquet([{listed}]) RETURNING 1").fetchall())
+    return len(con.execute("INSERT INTO findings BY NAME SELECT * FROM read_parquet(?) RETURNING 1",
+                           [[str(f) for f in files]]).fetchall())

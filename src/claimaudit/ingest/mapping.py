@@ -80,6 +80,16 @@ def _closed(path: Path, key: str, value, allowed: dict[str, str]) -> str:
     return found
 
 
+def _check_regex(path: Path, key: str, pattern: str) -> None:
+    """A separator is a regular expression that DuckDB (RE2) runs: refuse one it cannot compile."""
+    import duckdb
+
+    try:
+        duckdb.connect().execute("SELECT regexp_split_to_array('a', ?)", [pattern]).fetchall()
+    except duckdb.Error:
+        raise ConfigError(f"{path}: {key} is not a valid regular expression") from None
+
+
 def load_mapping(spec: str | Path | None) -> Mapping:
     """``spec`` is None (canonical), a preset name, or a path to a YAML mapping file."""
     if spec is None or str(spec) == "canonical":
@@ -121,6 +131,9 @@ def load_mapping(spec: str | Path | None) -> Mapping:
     if "columns" in dx or "column" in dx:
         m.diagnosis_columns = _as_list(dx.get("columns", dx.get("column")))
     m.diagnosis_separator = str(dx.get("separator", m.diagnosis_separator))
+    for key, pattern in (("modifiers.separator", m.modifier_separator), ("diagnosis_codes.separator",
+                                                                         m.diagnosis_separator)):
+        _check_regex(path, key, pattern)
     m.date_formats = {k: _as_list(v) for k, v in (raw.get("date_formats") or {}).items()}
     m.constants = {str(k): str(v) for k, v in (raw.get("constants") or {}).items()}
     m.payer_profiles = {str(k).strip().upper(): str(v) for k, v in (raw.get("payer_profiles") or {}).items()}

@@ -27,7 +27,7 @@ def rule_files() -> list[Path]:
 def prepare(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     if not _SAFE_RUN_ID.match(run_id):
         raise ValueError(f"unsafe run id {run_id!r}")
-    con.execute(f"SET VARIABLE run_id = '{run_id}'")
+    con.execute("SET VARIABLE run_id = ?", [run_id])
     register_profiles(con, load_profiles())
     con.execute("""CREATE OR REPLACE TEMP TABLE code_classes AS
                    SELECT * FROM read_csv(?, header = true, columns = {
