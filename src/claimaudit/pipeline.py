@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from claimaudit import __version__, workdir
+from claimaudit import __version__, spreadsheet, workdir
 from claimaudit.errors import ClaimAuditError, InputError
 from claimaudit.ingest.mapping import load_mapping
 from claimaudit.ingest.readers import sha256_file
@@ -198,7 +198,7 @@ def _write_quarantine(con, run_id: str, path: Path) -> None:
     else:
         q = q.select(meta)
     with atomic(path) as tmp:
-        q.write_csv(tmp)
+        spreadsheet.write_csv(q, tmp)                 # a formula-like text stays text in Excel
 
 
 def _partitions_in_threads(work: str, parts: list[int], run_id: str) -> list[dict]:
@@ -266,7 +266,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
         with atomic(out / "findings.parquet") as tmp:
             findings.write_parquet(tmp)
         with atomic(out / "findings.csv") as tmp:
-            findings.with_columns(pl.col("related_lines").list.join(";")).write_csv(tmp)
+            spreadsheet.write_csv(findings.with_columns(pl.col("related_lines").list.join(";")), tmp)
         _crash_point("findings-written")
         run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).pl().to_dicts()[0]
         inputs = con.sql("SELECT source_file, path, sha256, bytes, file_format, rows_read, rows_loaded, "

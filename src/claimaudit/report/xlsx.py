@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import xlsxwriter
 
+from claimaudit import spreadsheet
 from claimaudit.report.data import ReportData
 from claimaudit.schema import FINDINGS_COLUMNS
 
@@ -75,7 +75,7 @@ def render_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, path: Path) ->
          else f"the {XLSX_FINDINGS_CAP:,} findings with the most dollars at risk, of {total:,}: the full list is "
               "in findings.parquet and findings.csv"),
     ]
-    with xlsxwriter.Workbook(str(path), {"remove_timezone": True}) as workbook:
+    with spreadsheet.workbook(path) as workbook:         # strings are never formulas or links
         summary = pl.DataFrame({"item": [k for k, _ in summary_rows], "value": [str(v) if v is not None else ""
                                                                                 for _, v in summary_rows]})
         _sheet(workbook, "Summary", summary)

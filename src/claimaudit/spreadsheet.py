@@ -1,0 +1,41 @@
+"""Text that a spreadsheet opens stays text (CSV/formula injection, OWASP).
+
+Claim fields come from clients, and billers open claimaudit's outputs in Excel. A cell that starts
+with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is evaluated by Excel as a formula
+(``=HYPERLINK(...)``, ``=cmd|' /C calc'!A0``). So:
+
+* report.xlsx is written by a workbook that never turns a string into a formula or a link
+  (xlsxwriter ``strings_to_formulas`` / ``strings_to_urls`` off): every text cell is a string cell.
+* findings.csv and quarantine.csv prefix such a text with a single quote (``'=1+1``), the OWASP
+  recommendation; plain numbers (``-5.00``) are left alone, as Excel reads them as numbers anyway.
+* findings.parquet and the warehouse keep the exact values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import xlsxwriter
+
+FORMULA_START = r"^[=+\-@\t\r]"
+PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+
+
+def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text column of ``frame`` with formula-starting values prefixed by ``'`` (for CSV)."""
+    def safe(name: str) -> pl.Expr:
+        col = pl.col(name)
+        risky = col.str.contains(FORMULA_START) & ~col.str.contains(PLAIN_NUMBER)
+        return pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name)
+    return frame.with_columns([safe(c) for c, t in frame.schema.items() if t == pl.String])
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> None:
+    neutralise(frame).write_csv(path)
+
+
+def workbook(path: Path) -> xlsxwriter.Workbook:
+    """An xlsxwriter workbook in which a string is always a string cell."""
+    return xlsxwriter.Workbook(str(path), {"remove_timezone": True, "strings_to_formulas": False,
+                                           "strings_to_urls": False, "strings_to_numbers": False})
