@@ -34,6 +34,20 @@ class Terminated(KeyboardInterrupt):
     interrupts a running DuckDB query, and the run is marked failed on the way out."""
 
 
+def scrub(text: str, limit: int = 200) -> str:
+    """The first line of a library's error message, without the values it quotes: DuckDB and Polars
+    messages can quote a cell ("Could not convert string 'PT20019' ..."), and whatever an error says
+    ends up on screens, in logs and in Prefect's database. Cut at a word boundary."""
+    import re as _re
+
+    lines = text.strip().splitlines()
+    first = _re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", lines[0] if lines else "")
+    first = first.split("Original Line:")[0].strip()
+    if len(first) > limit:
+        first = first[:limit].rsplit(" ", 1)[0] + " ..."
+    return first
+
+
 def as_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
     """Ctrl-C or SIGTERM, however it surfaced (DuckDB turns one into 'Query interrupted', and a clean-up
     step may fail on the aborted transaction after it), else None."""
@@ -74,7 +88,7 @@ def describe(exc: BaseException) -> str:
                 _errno.EACCES: "permission denied", _errno.EDQUOT: "disk quota exceeded"}.get(
             exc.errno, exc.strerror or type(exc).__name__)
         return f"cannot write {name}: {what}" if name else f"{what} ({type(exc).__name__})"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = scrub(str(exc), 300) or type(exc).__name__
     if "No space left on device" in str(exc) or "could not write" in str(exc).lower():
-        return f"the warehouse cannot be written: {text[:300]}"
-    return f"{type(exc).__name__}: {text[:300]}"
+        return f"the warehouse cannot be written: {text}"
+    return f"{type(exc).__name__}: {text}"

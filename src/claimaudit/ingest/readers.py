@@ -23,13 +23,15 @@ import hashlib
 import io
 import mmap
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from claimaudit.errors import InputError
+from claimaudit import archives
+from claimaudit.errors import InputError, scrub
 from claimaudit.ingest.header import Header, find_header
 from claimaudit.ingest.mapping import Mapping
 
@@ -74,10 +76,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else message
 
 
 def is_x12(path: Path) -> bool:
@@ -225,7 +223,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, ru
         if "unicode" in text.lower() or "encoding" in text.lower():
             raise InputError(f"{raw.path}: not {mapping.encoding} text (wrong encoding? set format.encoding "
                              "in the mapping, e.g. latin-1)") from None
-        raise InputError(f"{raw.path}: cannot be read as CSV: {_first_line(text)}") from None
+        raise InputError(f"{raw.path}: cannot be read as CSV: {scrub(text)}") from None
     finally:
         for table in ("reject_errors", "reject_scans"):
             with contextlib.suppress(duckdb.Error):        # never hide the failure that got us here
@@ -274,6 +272,12 @@ def _load_xlsx(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, r
     if not head.startswith(b"PK\x03\x04"):
         what = binary_kind(head + b"\x00") if not head[:1].isascii() or b"\x00" in head else "a text file"
         raise InputError(f"{raw.path}: not a readable .xlsx workbook (it is {what or 'not a workbook'})")
+    try:
+        archives.check_workbook(raw.path)          # a workbook is a zip: unpacked with limits first
+    except archives.ArchiveTooLarge as exc:
+        raise InputError(f"{raw.path}: {exc}") from None
+    except zipfile.BadZipFile:
+        raise InputError(f"{raw.path}: not a readable .xlsx workbook (a damaged zip)") from None
     try:
         kwargs = {"sheet_name": mapping.sheet} if mapping.sheet else {"sheet_id": 1}
         grid = pl.read_excel(raw.path, engine="calamine", has_header=False, infer_schema_length=0,
@@ -329,7 +333,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping
         con.execute(f"CREATE TABLE {raw.table} AS SELECT {', '.join(exprs)} FROM read_parquet($path) t({aliases})",
                     {"path": str(raw.path)})
     except duckdb.Error as exc:
-        raise InputError(f"{raw.path}: not a readable Parquet file ({_first_line(str(exc))[:120]})") from None
+        raise InputError(f"{raw.path}: not a readable Parquet file ({scrub(str(exc), 120)})") from None
     raw.records = con.execute(f"SELECT count(*) FROM {raw.table}").fetchall()[0][0]
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from claimaudit import workdir
-from claimaudit.errors import ClaimAuditError
+from claimaudit.errors import ClaimAuditError, scrub
 from claimaudit.resources import resource
 from claimaudit.rules.runner import _SAFE_RUN_ID
 from claimaudit.warehouse import connect
@@ -58,7 +58,7 @@ def _validate(db: Path, run_id: str, view: str, docs_dir: Path | None) -> dict:
             lines = [ln for ln in stderr.splitlines() if ln.strip() and "nanobind" not in ln
                      and "leaked" not in ln and "skipped remainder" not in ln]
             raise ClaimAuditError(f"the data-quality suite {suite_path()} could not run: "
-                                  f"{lines[-1] if lines else 'exit code ' + str(proc.returncode)}")
+                                  f"{scrub(lines[-1]) if lines else 'exit code ' + str(proc.returncode)}")
         return json.loads(Path(args["out"]).read_text(encoding="utf-8"))
 
 
@@ -78,7 +78,7 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
     results = output["results"]
     broken = [r for r in results if r["error"]]
     if broken:
-        raise ClaimAuditError(f"the data-quality suite could not evaluate {broken[0]['id']}: {broken[0]['error']}")
+        raise ClaimAuditError(f"the data-quality suite could not evaluate {broken[0]['id']}: {scrub(broken[0]['error'])}")
     flagged = 0
     with connect(db) as con:
         lines = con.execute("SELECT count(*) FROM claim_lines WHERE run_id = ?", [run_id]).fetchall()[0][0]

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from claimaudit import archives
 from claimaudit.errors import ReferenceDataError
 from claimaudit.refdata import cms
 from claimaudit.resources import resource
@@ -66,28 +67,42 @@ def zip_parts(names: list[str]) -> dict[str, int]:
 
 
 def _members(path: Path) -> list[tuple[str, bytes]]:
-    """(name, bytes) of each reference file in ``path``; a zip yields its .txt/.csv/.xlsx members.
+    """(name, bytes) of each reference file in ``path``; a zip yields its .txt/.csv/.xlsx members,
+    each unpacked as a bounded stream (archives.py: a zip bomb is refused, not decompressed).
 
     CMS zips carry the same table as .txt and .xlsx: the text file wins, so a table is never loaded twice.
     """
     if not path.exists():
         raise ReferenceDataError(f"{path}: no such file")
-    if path.suffix.lower() != ".zip":
-        return [(path.name, path.read_bytes())]
     try:
+        if path.suffix.lower() != ".zip":
+            if path.stat().st_size > archives.REFERENCE_LIMIT:
+                raise archives.ArchiveTooLarge(f"{path.stat().st_size / archives.MB:,.0f} MB is more than a CMS "
+                                               f"reference file holds (limit {archives.REFERENCE_LIMIT // archives.MB} MB)")
+            data = path.read_bytes()
+            if data[:4] == b"PK\x03\x04" and path.suffix.lower() == ".xlsx":
+                with zipfile.ZipFile(path) as zf:            # a workbook is a zip too: bounded as well
+                    for info in archives.members(zf):
+                        archives.read_member(zf, info, limit=archives.REFERENCE_LIMIT,
+                                             ratio=archives.WORKBOOK_RATIO, keep=False)
+            return [(path.name, data)]
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX")]
-            by_stem: dict[str, str] = {}
-            for n in sorted(names):
-                suffix = Path(n).suffix.lower()
+            infos = [i for i in archives.members(zf) if not i.filename.startswith("__MACOSX")]
+            by_stem: dict[str, zipfile.ZipInfo] = {}
+            for info in sorted(infos, key=lambda i: i.filename):
+                suffix = Path(info.filename).suffix.lower()
                 if suffix not in {".txt", ".csv", ".xlsx"}:
                     continue
-                stem = Path(n).stem.lower()
+                stem = Path(info.filename).stem.lower()
                 if stem not in by_stem or suffix in {".txt", ".csv"}:
-                    by_stem[stem] = n
-            members = [(Path(n).name, zf.read(n)) for n in by_stem.values()]
+                    by_stem[stem] = info
+            members = [(Path(info.filename).name,
+                        archives.read_member(zf, info, limit=archives.REFERENCE_LIMIT, ratio=archives.REFERENCE_RATIO))
+                       for info in by_stem.values()]
     except zipfile.BadZipFile:
         raise ReferenceDataError(f"{path}: not a readable zip archive") from None
+    except archives.ArchiveTooLarge as exc:
+        raise ReferenceDataError(f"{path}: {exc}") from None
     if not members:
         raise ReferenceDataError(f"{path}: the zip holds no .txt, .csv or .xlsx reference file")
     return members
@@ -309,8 +324,8 @@ def list_reference(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                     THEN 'NOT USED: ' || any_value(v.incomplete_reason)
                     ELSE 'in use' END AS status,
                string_agg(f.source_name, ', ' ORDER BY f.source_name)
-                   || coalesce(' (replaces ' || (SELECT count(*) FROM ref_files r WHERE r.kind = f.kind
-                                                   AND r.version = f.version AND r.replaced_by IS NOT NULL)::VARCHAR
+                   || coalesce(' (replaces ' || nullif((SELECT count(*) FROM ref_files r WHERE r.kind = f.kind
+                                                   AND r.version = f.version AND r.replaced_by IS NOT NULL), 0)::VARCHAR
                                || ' earlier download(s))', '') AS files
         FROM ref_files f LEFT JOIN ref_versions v ON v.kind = f.kind AND v.version = f.version
         WHERE f.replaced_by IS NULL
