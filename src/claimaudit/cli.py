@@ -328,6 +328,35 @@ def report(run_id: str, db: Path, out: Path | None, force: bool) -> None:
 
 
 @cli.command()
+@click.option("--scope", help="Every run of this --scope label, and its landing ledger.")
+@click.option("--run", "run_ids", multiple=True, help="This run (repeatable).")
+@click.option("--before", type=click.DateTime(formats=["%Y-%m-%d"]), help="Every run started before this date.")
+@click.option("--outputs", is_flag=True, help="Also delete those runs' output files (findings, reports, ...).")
+@click.option("--no-compact", is_flag=True, help="Skip rewriting the warehouse file (deleted rows then stay in its "
+                                                 "free blocks until overwritten).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+@wait_option
+def purge(scope: str | None, run_ids: tuple[str, ...], before, outputs: bool, no_compact: bool, yes: bool, db: Path,
+          wait: float) -> None:
+    """Remove a client's claim data from the warehouse (docs/security.md)."""
+    from claimaudit.locking import warehouse_lock
+    from claimaudit.runs import purge as purge_runs
+
+    if not (scope or run_ids or before):
+        raise click.UsageError("say what to purge: --scope LABEL, --run RUN_ID or --before YYYY-MM-DD")
+    if not yes:
+        click.confirm(f"Delete the matching runs' claim data from {db}" + (" and their output files" if outputs else "")
+                      + "?", abort=True)
+    with warehouse_lock(db, wait=wait):
+        done = purge_runs(db, scope=scope, run_ids=list(run_ids), before=before, outputs=outputs,
+                          compact=not no_compact)
+    console.print(f"purged {done['runs']} run(s), {done['rows']:,} row(s)"
+                  + (f", {done.get('files', 0)} output file(s)" if outputs else "")
+                  + ("; warehouse file rewritten" if done["compacted"] else ""))
+
+
+@cli.command()
 @click.argument("run_a")
 @click.argument("run_b")
 @db_option

@@ -95,3 +95,87 @@ def recover(db: str | Path) -> list[str]:
 
 def mark_skipped(con: duckdb.DuckDBPyConnection, run_id: str, families: list[str]) -> None:
     con.execute("UPDATE runs SET families_skipped = ? WHERE run_id = ?", [json.dumps(sorted(families)), run_id])
+
+
+OUTPUT_FILES = ("findings.csv", "findings.parquet", "quarantine.csv", "report.html", "report.xlsx", "summary.json")
+
+
+def purge(db: str | Path, *, scope: str | None = None, run_ids: list[str] | None = None, before=None,
+          outputs: bool = False, compact: bool = True) -> dict:
+    """Remove a client's data from the warehouse (docs/security.md): every run of ``scope`` (a --scope
+    label), the named runs, or the runs started before ``before``, with everything they hold; for a
+    scope also its landing ledger. ``outputs``: their run folders' files too. ``compact``: rewrite the
+    warehouse file so deleted rows do not linger in its free blocks. Call while holding the lock."""
+    from claimaudit.warehouse import connect
+
+    if not Path(db).exists():
+        return {"runs": 0, "rows": 0, "folders": 0, "compacted": False}
+    with connect(db) as con:
+        con.execute("CREATE OR REPLACE TEMP TABLE purge_runs (run_id VARCHAR)")
+        if scope:
+            con.execute("INSERT INTO purge_runs SELECT run_id FROM runs WHERE scope_key = ?", [f"label:{scope}"])
+        if run_ids:
+            con.executemany("INSERT INTO purge_runs SELECT run_id FROM runs WHERE run_id = ?", [[r] for r in run_ids])
+        if before is not None:
+            con.execute("INSERT INTO purge_runs SELECT run_id FROM runs WHERE started_at < ?", [before])
+        doomed = [r[0] for r in con.execute("SELECT DISTINCT run_id FROM purge_runs").fetchall()]
+        folders = [Path(r[0]) for r in con.execute(
+            "SELECT DISTINCT out_dir FROM runs WHERE run_id IN (SELECT run_id FROM purge_runs) AND out_dir IS NOT NULL"
+        ).fetchall()]
+        rows = 0
+        con.execute("BEGIN")
+        for run_id in doomed:
+            cleanup_rows = 0
+            for table in (*RUN_TABLES, "run_inputs", "ingest_gaps"):
+                cleanup_rows += len(con.execute(f"DELETE FROM {table} WHERE run_id = ? RETURNING 1", [run_id]).fetchall())
+            rows += cleanup_rows
+        if scope:
+            for table in ("ledger_lines", "pending_days", "landing_files"):
+                rows += len(con.execute(f"DELETE FROM {table} WHERE scope_key = ? RETURNING 1",
+                                        [f"label:{scope}"]).fetchall())
+        con.execute("DELETE FROM runs WHERE run_id IN (SELECT run_id FROM purge_runs)")
+        con.execute("COMMIT")
+        from claimaudit.ingest.load import drop_raw
+
+        for run_id in doomed:
+            drop_raw(con, run_id)
+    removed = 0
+    if outputs:
+        for folder in folders:
+            for name in OUTPUT_FILES:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / name).unlink()
+                    removed += 1
+            import shutil
+
+            shutil.rmtree(folder / "data-docs", ignore_errors=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    if compact and doomed:
+        _compact(Path(db))
+    return {"runs": len(doomed), "rows": rows, "files": removed, "compacted": bool(compact and doomed)}
+
+
+def _compact(db: Path) -> None:
+    """Rewrite the warehouse into a new file and swap it in: DuckDB reuses the blocks of deleted rows
+    but does not erase them, so purged claim data could otherwise still be read from the file."""
+    import os
+
+    fresh = db.with_name(db.name + ".compact")
+    fresh.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("ATTACH ? AS fresh", [str(fresh)])
+        con.execute("COPY FROM DATABASE " + _catalog(con, db) + " TO fresh")
+        con.execute("DETACH fresh")
+    finally:
+        con.close()
+    os.replace(fresh, db)
+    Path(str(db) + ".wal").unlink(missing_ok=True)
+
+
+def _catalog(con: duckdb.DuckDBPyConnection, db: Path) -> str:
+    name = con.execute("SELECT current_database()").fetchall()[0][0]
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ClaimAuditError(f"{db}: cannot compact a warehouse whose catalog is named {name!r}")
+    return name
