@@ -61,3 +61,30 @@ WHERE f.kind = 'mue'
   AND f.version IN (SELECT mue_version FROM dos_versions WHERE mue_version IS NOT NULL)
   AND m.procedure_code IN (SELECT DISTINCT procedure_code FROM audit_lines)
 QUALIFY row_number() OVER (PARTITION BY f.version, m.procedure_code ORDER BY m.mue_value, m.source_line) = 1;
+
+-- The lines the KX running totals (kx_threshold.sql) accumulate: this run's lines, and in a landing
+-- run also the scope's ledger lines of the same beneficiary-years that this run does not audit (the
+-- earlier days), so an incremental run totals like a full one.
+CREATE OR REPLACE TEMP VIEW kx_lines AS
+SELECT * FROM audit_lines
+UNION ALL BY NAME
+SELECT g.* EXCLUDE (scope_key, run_id),
+       g.claim_id || ':' || g.line_number AS line_ref,
+       coalesce(g.allowed_amount, g.charge_amount) AS line_amount
+FROM ledger_lines g
+WHERE g.scope_key = (SELECT scope_key FROM runs WHERE run_id = getvariable('run_id') AND landing IS NOT NULL)
+  AND (g.patient_id, year(g.date_of_service)) IN (SELECT (patient_id, year(date_of_service)) FROM audit_lines)
+  AND (g.claim_id, g.line_number) NOT IN (SELECT (claim_id, line_number) FROM audit_lines);
+
+-- The beneficiaries' prior year-to-date therapy amounts in force: this run's (--therapy-ytd), else in a
+-- landing run the latest ones given to a run of the same scope.
+CREATE OR REPLACE TEMP TABLE therapy_ytd_in_force AS
+WITH source_run AS (
+    SELECT coalesce(
+        (SELECT getvariable('run_id') WHERE EXISTS (SELECT 1 FROM therapy_ytd WHERE run_id = getvariable('run_id'))),
+        (SELECT r.run_id FROM runs r JOIN runs me ON me.run_id = getvariable('run_id')
+         WHERE me.landing IS NOT NULL AND r.scope_key = me.scope_key AND r.run_id <> me.run_id
+           AND EXISTS (SELECT 1 FROM therapy_ytd y WHERE y.run_id = r.run_id)
+         ORDER BY r.started_at DESC LIMIT 1)) AS run_id
+)
+SELECT patient_id, year, bucket, amount FROM therapy_ytd WHERE run_id = (SELECT run_id FROM source_run);

@@ -1,4 +1,4 @@
--- MOD-001 error, MOD-002 error, MOD-003 error, MOD-004 error, MOD-008 warning   grain: line
+-- MOD-001..005, MOD-007 error; MOD-008 warning; MOD-009 error   grain: line
 -- Therapy and NCCI modifiers (billing-rules.md §4; CR 10176 for MOD-001..003).
 --  MOD-001  always-therapy code without GP/GO/GN, where the line's profile requires therapy modifiers
 --  MOD-002  more than one of GP/GO/GN on one line
@@ -6,11 +6,22 @@
 --           exactly one therapy modifier, and it is the wrong one (two or more is MOD-002 alone)
 --  MOD-004  CQ without GP, or CO without GO (a line with CQ/CO and no therapy modifier also gets MOD-001)
 --  MOD-008  59 and an X{EPSU} modifier on the same line
--- Which codes are always-therapy or discipline-specific: data/reference/code_classes.csv.
--- Inputs: audit_lines, code_classes, profiles.
+-- Medicare Part B policies, on where the line's profile switches them on (`rules:` in the profile):
+--  MOD-005  assistant de minimis (§4.2, DOS >= 2020-01-01): exactly one therapy modifier, GP or GO, and the
+--           assistant (PTA/OTA) independently furnished more than 10% of the service: a timed 15-minute
+--           code with assistant_minutes >= 2 (more than 10% of one unit, per unit), any other code with
+--           assistant_minutes x 10 > minutes (the service as a whole; unchecked without minutes: _unchecked.sql),
+--           and the matching CQ (GP) / CO (GO) is missing. GN never (no SLP assistant modifier). At risk
+--           from 2022-01-01: 15% of the line (paid at 85%); before, none (the modifier was informational).
+--  MOD-007  chiropractic manipulation 98940/98941/98942 without AT, GA or GZ (§4.4): maintenance care
+--  MOD-009  97014 (Medicare does not recognize it: bill G0283, §3.3)
+-- Which codes are always-therapy or discipline-specific: data/reference/code_classes.csv (or the CMS
+-- therapy code list when one is imported). Inputs: audit_lines, code_classes, profiles.
 WITH lines AS (
     SELECT l.*, coalesce(c.always_therapy, false) AS always_therapy, c.discipline_modifier,
-           p.therapy_modifiers_required, p.carc_modifiers,
+           coalesce(c.code_class, 'other') AS code_class,
+           p.therapy_modifiers_required, p.carc_modifiers, p.carc_assistant, p.carc_chiropractic,
+           p.carc_invalid_code, p.enabled_rules,
            list_intersect(l.modifiers, ['GP', 'GO', 'GN']) AS therapy_mods,
            list_intersect(l.modifiers, ['XE', 'XS', 'XP', 'XU']) AS x_mods
     FROM audit_lines l
@@ -73,11 +84,59 @@ WITH lines AS (
                || 'XU unusual non-overlapping service) and drop 59.',
            '59 vs X{EPSU} (MLN1783722; billing-rules.md §1.5)'
     FROM lines WHERE list_contains(modifiers, '59') AND len(x_mods) > 0
+
+    UNION ALL
+    SELECT 'MOD-005', 'error', * EXCLUDE (assistant_modifier),
+           therapy_mods[1] || ' with ' || assistant_modifier || ' (' || CASE assistant_modifier WHEN 'CQ'
+               THEN 'PT' ELSE 'OT' END || ' assistant furnished more than 10%)',
+           'no ' || assistant_modifier || '; assistant minutes ' || assistant_minutes
+               || CASE WHEN code_class = 'timed_15' THEN ' (2 or more of a 15-minute unit)'
+                       ELSE ' of ' || minutes || ' minutes' END,
+           procedure_code || ' was furnished in part by a ' || CASE assistant_modifier WHEN 'CQ' THEN 'PT' ELSE 'OT'
+               END || ' assistant (' || assistant_minutes || ' minutes on their own, more than 10% of '
+               || CASE WHEN code_class = 'timed_15' THEN 'a 15-minute unit' ELSE 'the service' END
+               || ') and the line carries no ' || assistant_modifier || CASE WHEN date_of_service >= DATE '2022-01-01'
+               THEN ': Medicare pays such services at 85%, so the 15% difference will be recouped on review.'
+               ELSE '.' END,
+           'Add ' || assistant_modifier || ' next to ' || therapy_mods[1] || ' (or correct the assistant minutes if '
+               || 'the assistant did not furnish more than 10% of the service).',
+           'CQ/CO de minimis (Pub 100-04 Ch.5 §20.1; billing-rules.md §4.2)'
+    FROM (SELECT *, CASE therapy_mods[1] WHEN 'GP' THEN 'CQ' ELSE 'CO' END AS assistant_modifier FROM lines)
+    WHERE list_contains(enabled_rules, 'MOD-005') AND date_of_service >= DATE '2020-01-01'
+      AND len(list_distinct(therapy_mods)) = 1 AND therapy_mods[1] IN ('GP', 'GO')
+      AND assistant_minutes IS NOT NULL
+      AND CASE WHEN code_class = 'timed_15' THEN assistant_minutes >= 2
+               ELSE minutes IS NOT NULL AND assistant_minutes * 10 > minutes END
+      AND NOT list_contains(modifiers, assistant_modifier)
+
+    UNION ALL
+    SELECT 'MOD-007', 'error', *, 'AT (active/corrective treatment), or GA/GZ for maintenance care',
+           'no AT, GA or GZ',
+           procedure_code || ' (chiropractic manipulative treatment) carries no AT: Medicare treats it as maintenance '
+               || 'therapy, which it does not cover.',
+           'If the treatment is active/corrective and documented so, add AT; for maintenance care add GA (an ABN '
+               || 'is on file) or GZ (no ABN).',
+           'Medicare chiropractic AT modifier (billing-rules.md §4.4; NGS S53)'
+    FROM lines
+    WHERE list_contains(enabled_rules, 'MOD-007') AND procedure_code IN ('98940', '98941', '98942')
+      AND NOT list_has_any(modifiers, ['AT', 'GA', 'GZ'])
+
+    UNION ALL
+    SELECT 'MOD-009', 'error', *, 'G0283', '97014',
+           'Medicare does not recognize 97014 (unattended electrical stimulation): the line will be rejected.',
+           'Rebill the service as G0283 with the same therapy modifier and units.',
+           'Medicare code substitution 97014 -> G0283 (billing-rules.md §3.3)'
+    FROM lines
+    WHERE list_contains(enabled_rules, 'MOD-009') AND procedure_code = '97014'
 )
 SELECT rule_id, 'modifiers' AS family, CASE rule_id WHEN 'MOD-008' THEN 'warning' ELSE 'error' END AS severity,
        claim_id, line_number, patient_id, rendering_npi, date_of_service, procedure_code,
        NULL AS related_code, [line_ref] AS related_lines, expected, actual, message, recommended_action,
-       line_amount AS amount_at_risk,
-       CASE rule_id WHEN 'MOD-008' THEN 'CO-4 (payer-specific)' ELSE carc_modifiers END AS predicted_carc,
+       CASE WHEN rule_id <> 'MOD-005' THEN line_amount
+            WHEN date_of_service >= DATE '2022-01-01' THEN round(line_amount * 0.15, 2)
+            ELSE 0 END AS amount_at_risk,
+       CASE rule_id WHEN 'MOD-008' THEN 'CO-4 (payer-specific)' WHEN 'MOD-005' THEN carc_assistant
+                    WHEN 'MOD-007' THEN carc_chiropractic WHEN 'MOD-009' THEN carc_invalid_code
+                    ELSE carc_modifiers END AS predicted_carc,
        reference
 FROM checks

@@ -1,5 +1,6 @@
 -- REF-001  warning  grain: line x reference family
--- No complete reference data covers the line's date of service for a family (NCCI PTP, MUE): that
+-- No complete reference data covers the line's date of service for a family (NCCI PTP, MUE), or no
+-- Medicare therapy threshold is known for its year (kx: MOD-006 cannot total against one): that
 -- family was not checked for the line. Unknown is not clean: the line is reported as unchecked, with
 -- the reason in `actual` (none loaded for the date, or the release in force is incomplete: parts
 -- missing, a file truncated). Summaries group these lines by family and reason (one line per cause).
@@ -29,3 +30,20 @@ SELECT 'REF-001' AS rule_id, 'coverage' AS family, 'warning' AS severity,
        'n/a (unchecked)' AS predicted_carc,
        'reference coverage (' || kind || ')' || coalesce(': ' || release, '') AS reference
 FROM unchecked
+
+UNION ALL
+-- kx: a therapy line under a profile that switches MOD-006 on, in a year with no KX threshold loaded
+SELECT 'REF-001', 'coverage', 'warning',
+       l.claim_id, l.line_number, l.patient_id, l.rendering_npi, l.date_of_service, l.procedure_code,
+       'kx', [l.line_ref],
+       'a Medicare therapy KX threshold for ' || year(l.date_of_service),
+       'no KX threshold loaded for ' || year(l.date_of_service),
+       'No Medicare therapy KX threshold is loaded for ' || year(l.date_of_service) || ': the KX check (MOD-006) '
+           || 'was not run for this line (unchecked, not passed).',
+       'Add the year''s KX threshold (the CMS annual update) to the thresholds file and import it '
+           || '(claimaudit refdata import), then re-run.',
+       NULL, 'n/a (unchecked)', 'reference coverage (kx): data/reference/therapy_thresholds.csv'
+FROM audit_lines l JOIN profiles p ON p.profile = l.profile
+WHERE list_contains(p.enabled_rules, 'MOD-006')
+  AND len(list_distinct(list_intersect(l.modifiers, ['GP', 'GO', 'GN']))) = 1
+  AND year(l.date_of_service) NOT IN (SELECT year FROM therapy_thresholds)

@@ -6,7 +6,11 @@ Three sources, one vocabulary (a rule *family* and a *reason*):
   part files missing, a truncated file). Family ``ncci_ptp`` or ``mue``, line by line.
 * TIME-007 findings: a timed code without minutes, so the time checks of that day were skipped.
   Family ``units_time``, for every line of the day.
+* Lines a rule could not judge (``sql/rules/_unchecked.sql`` -> ``unchecked_lines``): a line without
+  a provider discipline for COV-001, assistant minutes without total minutes for MOD-005.
 * Families a run did not run at all (``--no-data-quality``): ``runs.families_skipped``.
+
+A *scope* is a family (``ncci_ptp``) or a single rule (``MOD-006``).
 
 :func:`causes` groups the line-level truth into one row per cause (family, reason, date range,
 lines, dollars) for the CLI, the report and summary.json. :func:`unchecked_sql` is what history
@@ -20,21 +24,24 @@ import json
 
 import duckdb
 
-REF_FAMILY = {"ptp": "ncci_ptp", "mue": "mue"}
+# REF-001's related_code -> what it leaves unchecked (a family, or one rule)
+REF_SCOPE = {"ptp": "ncci_ptp", "mue": "mue", "kx": "MOD-006"}
+REF_SCOPE_SQL = "CASE related_code WHEN 'ptp' THEN 'ncci_ptp' WHEN 'kx' THEN 'MOD-006' ELSE related_code END"
 TIME_UNCHECKED = "timed code without documented minutes: the day's time checks were skipped"
 
 
 def unchecked_sql(run: str) -> str:
-    """(family, patient_id, rendering_npi, date_of_service): the days run ``run`` (a bound parameter
-    name like ``$a``) did not check for a family. A reference version covers whole dates and a timed
-    code without minutes stops the whole day's time checks, so a day is the unit of coverage."""
+    """(scope, patient_id, rendering_npi, date_of_service): the days run ``run`` (a bound parameter
+    name like ``$a``) did not check for a scope (family or rule). A reference version covers whole
+    dates and a timed code without minutes stops the whole day's time checks, so a day is the unit."""
     return f"""
-        SELECT DISTINCT CASE related_code WHEN 'ptp' THEN 'ncci_ptp' ELSE related_code END AS family,
-               patient_id, rendering_npi, date_of_service
+        SELECT DISTINCT {REF_SCOPE_SQL} AS family, patient_id, rendering_npi, date_of_service
         FROM findings WHERE run_id = {run} AND rule_id = 'REF-001'
         UNION
         SELECT DISTINCT 'units_time', patient_id, rendering_npi, date_of_service
-        FROM findings WHERE run_id = {run} AND rule_id = 'TIME-007'"""
+        FROM findings WHERE run_id = {run} AND rule_id = 'TIME-007'
+        UNION
+        SELECT DISTINCT scope, patient_id, rendering_npi, date_of_service FROM unchecked_lines WHERE run_id = {run}"""
 
 
 def skipped_sql(run: str) -> str:
@@ -45,15 +52,17 @@ def skipped_sql(run: str) -> str:
 
 def causes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
     """One row per cause: family, reason, first and last date of service, lines, dollars of those lines."""
-    rows = con.execute("""
+    rows = con.execute(f"""
         WITH ref AS (
-            SELECT CASE f.related_code WHEN 'ptp' THEN 'ncci_ptp' ELSE f.related_code END AS family,
+            SELECT {REF_SCOPE_SQL.replace('related_code', 'f.related_code')} AS family,
                    f.actual AS reason, f.claim_id, f.line_number, f.date_of_service
             FROM findings f WHERE f.run_id = $run AND f.rule_id = 'REF-001'
         ), timed AS (
             SELECT 'units_time' AS family, $time_reason AS reason, f.claim_id, f.line_number, f.date_of_service
             FROM findings f WHERE f.run_id = $run AND f.rule_id = 'TIME-007'
-        ), lines AS (SELECT * FROM ref UNION ALL SELECT * FROM timed)
+        ), rules AS (
+            SELECT scope, reason, claim_id, line_number, date_of_service FROM unchecked_lines WHERE run_id = $run
+        ), lines AS (SELECT * FROM ref UNION ALL SELECT * FROM timed UNION ALL SELECT * FROM rules)
         SELECT u.family, u.reason, min(u.date_of_service), max(u.date_of_service),
                count(DISTINCT (u.claim_id, u.line_number)),
                coalesce(sum(coalesce(l.allowed_amount, l.charge_amount)), 0)::DOUBLE

@@ -45,11 +45,15 @@ def _compared_sql() -> str:
         SELECT CASE WHEN b.fingerprint IN (SELECT fingerprint FROM a) THEN 'recurring'
                     WHEN b.family IN (SELECT family FROM sa)
                       OR (b.family, b.patient_id, b.rendering_npi, b.date_of_service) IN (
+                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ua)
+                      OR (b.rule_id, b.patient_id, b.rendering_npi, b.date_of_service) IN (
                           SELECT (family, patient_id, rendering_npi, date_of_service) FROM ua) THEN 'not_compared'
                     ELSE 'new' END AS change, b.* FROM b
         UNION ALL
         SELECT CASE WHEN a.family IN (SELECT family FROM sb)
                       OR (a.family, a.patient_id, a.rendering_npi, a.date_of_service) IN (
+                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ub)
+                      OR (a.rule_id, a.patient_id, a.rendering_npi, a.date_of_service) IN (
                           SELECT (family, patient_id, rendering_npi, date_of_service) FROM ub) THEN 'not_compared_resolved'
                     ELSE 'resolved' END, a.* FROM a
         WHERE a.fingerprint NOT IN (SELECT fingerprint FROM b)"""

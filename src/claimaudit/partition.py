@@ -28,7 +28,7 @@ import duckdb
 from claimaudit.rules.runner import run_rules
 from claimaudit.warehouse import connect
 
-REFERENCE_TABLES = ("ref_files", "ref_ptp", "ref_mue")
+REFERENCE_TABLES = ("ref_files", "ref_ptp", "ref_mue", "ref_therapy_codes", "ref_thresholds")
 
 
 def export(db: str | Path, run_id: str, work: str | Path, partitions: int) -> list[int]:
@@ -39,8 +39,9 @@ def export(db: str | Path, run_id: str, work: str | Path, partitions: int) -> li
         for table in REFERENCE_TABLES:
             con.execute(f"COPY (SELECT * FROM {table}) TO ? (FORMAT parquet)",   # table: a closed list
                         [str(work / "reference" / f"{table}.parquet")])
-        con.execute("COPY (SELECT * FROM dq_results WHERE run_id = ?) TO ? (FORMAT parquet)",
-                    [run_id, str(work / "reference" / "dq_results.parquet")])
+        for table in ("dq_results", "therapy_ytd"):                                  # this run's rows
+            con.execute(f"COPY (SELECT * FROM {table} WHERE run_id = ?) TO ? (FORMAT parquet)",
+                        [run_id, str(work / "reference" / f"{table}.parquet")])
         con.execute(f"""COPY (SELECT *, hash(patient_id) % {int(partitions)} AS part FROM claim_lines WHERE run_id = ?)
                         TO ? (FORMAT parquet, PARTITION_BY (part))""", [run_id, str(work / "lines")])
         con.execute(f"""COPY (SELECT h.*, hash(l.patient_id) % {int(partitions)} AS part FROM dq_hits h
@@ -61,8 +62,9 @@ def audit_partition(work: str, part: int, run_id: str) -> dict:
         for table in REFERENCE_TABLES:
             con.execute(f"INSERT INTO {table} SELECT * FROM read_parquet(?)",        # table: a closed list
                         [str(work_dir / "reference" / f"{table}.parquet")])
-        con.execute("INSERT INTO dq_results BY NAME SELECT * FROM read_parquet(?)",
-                    [str(work_dir / "reference" / "dq_results.parquet")])
+        for table in ("dq_results", "therapy_ytd"):
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)",
+                        [str(work_dir / "reference" / f"{table}.parquet")])
         con.execute("INSERT INTO claim_lines BY NAME SELECT * FROM read_parquet(?, hive_partitioning = false)",
                     [str(work_dir / "lines" / f"part={int(part)}" / "*.parquet")])
         hits = work_dir / "dq_hits" / f"part={int(part)}"
@@ -72,6 +74,8 @@ def audit_partition(work: str, part: int, run_id: str) -> dict:
         timings = run_rules(con, run_id)
         con.execute("COPY (SELECT * FROM findings WHERE run_id = ?) TO ? (FORMAT parquet)",
                     [run_id, str(work_dir / f"findings-{int(part)}.parquet")])
+        con.execute("COPY (SELECT * FROM unchecked_lines WHERE run_id = ?) TO ? (FORMAT parquet)",
+                    [run_id, str(work_dir / f"unchecked-{int(part)}.parquet")])
         lines, findings = con.execute("SELECT (SELECT count(*) FROM claim_lines), (SELECT count(*) FROM findings)"
                                       ).fetchall()[0]
     db.unlink(missing_ok=True)
@@ -80,8 +84,12 @@ def audit_partition(work: str, part: int, run_id: str) -> dict:
 
 
 def merge(con: duckdb.DuckDBPyConnection, run_id: str, work: str | Path) -> int:
-    """Replace the run's findings with the union of the partitions' findings."""
+    """Replace the run's findings (and unchecked lines) with the union of the partitions' ones."""
     con.execute("DELETE FROM findings WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM unchecked_lines WHERE run_id = ?", [run_id])
+    unchecked = sorted(Path(work).glob("unchecked-*.parquet"))
+    if unchecked:
+        con.execute("INSERT INTO unchecked_lines BY NAME SELECT * FROM read_parquet(?)", [[str(f) for f in unchecked]])
     files = sorted(Path(work).glob("findings-*.parquet"))
     if not files:
         return 0

@@ -27,7 +27,7 @@ from claimaudit import workdir
 from claimaudit.errors import ClaimAuditError
 
 RUN_TABLES = ("findings", "claim_lines", "quarantine", "dq_results", "dq_hits", "remit_claims", "remit_lines",
-              "remit_adjustments", "remit_remarks", "remit_plb", "remit_matches")
+              "remit_adjustments", "remit_remarks", "remit_plb", "remit_matches", "unchecked_lines", "therapy_ytd")
 _VIEW = re.compile(r"^dq_batch_[A-Za-z0-9_]+$")
 
 

@@ -19,6 +19,10 @@ from claimaudit.resources import resource
 
 PLACEMENTS = {"either_line", "column2_only"}
 TIME_METHODS = {"cms_total", "cpt_per_code"}
+# Rules of catalogue v2 that a profile turns on or off (`rules:` in its YAML; off unless it says so)
+SWITCHED_RULES = ("MOD-005", "MOD-006", "MOD-007", "MOD-009", "MOD-010", "COV-001")
+CARC_KEYS = ("ptp", "mue", "duplicates", "units_time", "modifiers", "assistant", "kx", "chiropractic", "coverage",
+             "invalid_code")
 
 
 def _profile_dirs() -> list[Path]:
@@ -38,6 +42,11 @@ def _validate(name: str, raw: dict, path: Path) -> dict:
     if isinstance(either_from, str):
         either_from = date.fromisoformat(either_from)
     carc = raw.get("predicted_carc") or {}
+    switches = raw.get("rules") or {}
+    if not isinstance(switches, dict) or set(map(str, switches)) - set(SWITCHED_RULES) or \
+            not all(isinstance(v, bool) for v in switches.values()):
+        raise ConfigError(f"{path}: rules: must map rule ids to true/false; the rules a profile switches are "
+                          f"{', '.join(SWITCHED_RULES)}")
     return {
         "profile": name,
         "description": str(raw.get("description", "")),
@@ -45,7 +54,8 @@ def _validate(name: str, raw: dict, path: Path) -> dict:
         "ptp_either_line_from": either_from,
         "time_method": time_method,
         "therapy_modifiers_required": bool(raw.get("therapy_modifiers_required", True)),
-        **{f"carc_{family}": carc.get(family) for family in ("ptp", "mue", "duplicates", "units_time", "modifiers")},
+        **{f"carc_{family}": carc.get(family) for family in CARC_KEYS},
+        "enabled_rules": sorted(rule for rule, on in switches.items() if on),
     }
 
 
@@ -64,5 +74,6 @@ def load_profiles() -> dict[str, dict]:
 
 def register_profiles(con: duckdb.DuckDBPyConnection, profiles: dict[str, dict]) -> None:
     """Expose the profiles to the rule SQL as the temp table ``profiles`` (one row per profile)."""
-    frame = pl.DataFrame(list(profiles.values()), schema_overrides={"ptp_either_line_from": pl.Date})  # noqa: F841
+    frame = pl.DataFrame(list(profiles.values()), schema_overrides={  # noqa: F841 (queried by name)
+        "ptp_either_line_from": pl.Date, "enabled_rules": pl.List(pl.String)})
     con.execute("CREATE OR REPLACE TEMP TABLE profiles AS SELECT * FROM frame")
