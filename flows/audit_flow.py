@@ -61,6 +61,7 @@ def _quality(db: str, run_id: str, out_dir: str) -> dict:
 
 quality = task(name="data-quality", **_TASK)(_guarded(_quality))
 reference_check = task(name="reference-check", **_TASK)(_guarded(pipeline.check_reference))
+prior_ytd = task(name="therapy-ytd", **_TASK)(_guarded(pipeline.therapy_ytd))
 rules = task(name="rules", **_TASK)(_guarded(pipeline.apply_rules))
 outputs = task(name="outputs", **_TASK)(_guarded(_outputs))
 rules_partition = task(name="rules-partition", **_TASK)(audit_partition)
@@ -69,7 +70,8 @@ rules_partition = task(name="rules-partition", **_TASK)(audit_partition)
 @flow(name="claimaudit-audit", log_prints=False, persist_result=False)
 def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | None = None,
                profile: str = pipeline.DEFAULT_PROFILE, out: str | None = None, data_quality: bool = True,
-               scope: str | None = None, wait: float = 0, partitions: int = 1, allow_unmapped: bool = False):
+               scope: str | None = None, wait: float = 0, partitions: int = 1, allow_unmapped: bool = False,
+               therapy_ytd_file: str | None = None):
     """Audit ``inputs`` into the warehouse ``db``; returns the run summary (counts only).
 
     ``partitions > 1`` runs the rules on that many patient-hash partitions as parallel tasks of this
@@ -78,9 +80,10 @@ def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | 
     try:
         from claimaudit.ingest.load import check_inputs
 
-        check_inputs(inputs)                # a mistyped path: one line, before anything is created
+        check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything is created
         with warehouse_lock(db, wait=wait):
-            return _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, allow_unmapped)
+            return _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, allow_unmapped,
+                          therapy_ytd_file)
     except ClaimAuditError as exc:          # a missing input, the warehouse busy, a failed run
         return Failed(message=str(exc))
 
@@ -98,7 +101,7 @@ def _partitioned_rules(db: str, run_id: str, partitions: int) -> dict:
         return {"error": describe(exc)}
 
 
-def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, allow_unmapped):
+def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, allow_unmapped, therapy_ytd_file):
     started = time.perf_counter()
     run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope,
                     skipped=[] if data_quality else ["data_quality"])
@@ -106,11 +109,12 @@ def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, a
         return Failed(message=run["error"])
     run_id, out_dir = run["run_id"], run["out_dir"]
     with pipeline.failing_run(db, run_id):      # an interrupt (Ctrl-C, SIGTERM) marks the run failed too
-        return _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_unmapped, run_id,
-                            out_dir, started)
+        return _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_unmapped, therapy_ytd_file,
+                            run_id, out_dir, started)
 
 
-def _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_unmapped, run_id, out_dir, started):
+def _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_unmapped, therapy_ytd_file, run_id,
+                 out_dir, started):
     timings: dict = {}
 
     def step(name, fn, *args):
@@ -125,6 +129,10 @@ def _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_u
     counts = step("ingest", ingest, db, run_id, [str(p) for p in inputs], mapping, profile, out_dir, allow_unmapped)
     if "error" in counts:
         return Failed(message=counts["error"])
+    if therapy_ytd_file:
+        ytd = step("therapy_ytd", prior_ytd, db, run_id, therapy_ytd_file)
+        if "error" in ytd:
+            return Failed(message=ytd["error"])
     if data_quality:
         dq = step("data_quality", quality, db, run_id, out_dir)
         if "error" in dq:

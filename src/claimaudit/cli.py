@@ -27,6 +27,9 @@ out_option = click.option("--out", type=click.Path(file_okay=False, path_type=Pa
                           help="Run folder (default ./audit-out/<run_id>/).")
 wait_option = click.option("--wait", type=float, default=0, show_default=True,
                            help="Seconds to wait for another run holding the warehouse (default: fail at once).")
+ytd_option = click.option("--therapy-ytd", "therapy_ytd_file", type=click.Path(dir_okay=False, path_type=Path),
+                          help="CSV of the beneficiaries' prior year-to-date therapy amounts (patient_id, year, "
+                               "pt_slp_amount, ot_amount) that the KX check (MOD-006) starts from.")
 unmapped_option = click.option("--allow-unmapped-columns", "allow_unmapped", is_flag=True,
                                help="Audit even when an input column that no mapping key loads holds data (the "
                                     "summary lists each such column and its number of values).")
@@ -75,6 +78,9 @@ def _print_summary(summary: dict) -> None:
     if summary["reference"]["starter_set_used"]:
         console.print("[bold yellow]reference: the bundled STARTER set was used - it is NOT the CMS NCCI tables "
                       "(claimaudit refdata import ...)[/]")
+    for v in summary["reference"]["versions"]:
+        if v["kind"] == "therapy" and v["is_starter"]:
+            console.print(f"[yellow]therapy code list: {v['note']}[/]")
     console.print(f"outputs: {summary['out_dir']}/ ({', '.join(summary['outputs'])})")
 
 
@@ -94,16 +100,18 @@ def _print_summary(summary: dict) -> None:
 @click.option("--dask-workers", type=click.IntRange(1), help="Run the partitions on a local Dask cluster of N workers.")
 @click.option("--dask-address", help="Run the partitions on an existing Dask cluster (tcp://host:8786).")
 @unmapped_option
+@ytd_option
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
           no_prefect: bool, no_data_quality: bool, scope: str | None, wait: float, partitions: int,
-          dask_workers: int | None, dask_address: str | None, allow_unmapped: bool) -> None:
+          dask_workers: int | None, dask_address: str | None, allow_unmapped: bool, therapy_ytd_file: Path | None
+          ) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
     from claimaudit.ingest.load import check_inputs
 
-    check_inputs(list(inputs))              # a mistyped path: one line, before anything starts
+    check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything starts
     args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
                 data_quality=not no_data_quality, scope=scope, wait=wait, partitions=partitions,
-                allow_unmapped=allow_unmapped)
+                allow_unmapped=allow_unmapped, therapy_ytd_file=str(therapy_ytd_file) if therapy_ytd_file else None)
     dask = dask_workers or dask_address
     if dask and no_prefect:
         raise click.UsageError("--dask-workers/--dask-address run through the Prefect flow; drop --no-prefect")
@@ -152,16 +160,17 @@ def dask_task_runner(workers: int | None, address: str | None):
 @click.option("--notify", "notify_url", envvar="CLAIMAUDIT_NOTIFY",
               help="Apprise URL for a completion message (headline numbers only, no claim data).")
 @unmapped_option
+@ytd_option
 def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, db: Path, scope: str | None,
             full: bool, no_data_quality: bool, settle: float, wait: float, notify_url: str | None,
-            allow_unmapped: bool) -> None:
+            allow_unmapped: bool, therapy_ytd_file: Path | None) -> None:
     """Incremental audit of a landing folder: new or corrected files only, history merged (docs/scheduling.md)."""
     from claimaudit.notify import notify
 
     summary = pipeline.run_landing(folder, db=str(db), mapping=mapping, profile=profile,
                                    out=str(out) if out else None, scope=scope, full=full,
                                    data_quality=not no_data_quality, settle_seconds=settle, wait=wait,
-                                   allow_unmapped=allow_unmapped)
+                                   allow_unmapped=allow_unmapped, therapy_ytd_file=therapy_ytd_file)
     info = summary["landing"]
     console.print(f"landing {folder}: {len(info['files_new'])} new file(s), {len(info['files_skipped'])} already "
                   f"seen (skipped), {len(info['files_deferred'])} still being written; {info['claims_replaced']} "

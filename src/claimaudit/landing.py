@@ -7,7 +7,9 @@ claim line that arrived in its folder.
 * A new file's claims replace the ledger's lines of the same ``claim_id`` (a corrected file
   supersedes the claims it carries; lines of other claims stay). Within one batch, newer files
   (by modification time, then name) win over older ones for the same claim.
-* The days touched (patient + rendering NPI + DOS of every new or replaced line) become *pending*.
+* The days touched (patient + rendering NPI + DOS of every new or replaced line) become *pending*,
+  and so do the later days of the same beneficiary and calendar year (the KX check, MOD-006, totals
+  the whole year; its running total reads every ledger line of the beneficiary-year).
   A run audits every ledger line of every pending day, so the cross-claim rules still see the
   lines that arrived earlier, and the findings of untouched days are carried forward from the
   previous run of the scope. History (new / recurring / resolved) then compares like any run.
@@ -114,8 +116,22 @@ def apply(db: str | Path, run_id: str, scope: str, scanned: dict, *, full: bool 
                                            OR claim_id IN (SELECT patient_control_number FROM remit_claims
                                                            WHERE run_id = ?)))""",
                     [key, run_id, key, full, run_id])
+        # the KX check (MOD-006) totals a beneficiary's whole year: a new or replaced line changes the total
+        # of every later day of its beneficiary-year, so those days are audited again too
+        con.execute("""CREATE OR REPLACE TEMP TABLE kx_since AS
+                       SELECT patient_id, year(date_of_service) AS year, min(date_of_service) AS since FROM (
+                           SELECT patient_id, date_of_service FROM incoming
+                           UNION ALL
+                           SELECT patient_id, date_of_service FROM ledger_lines
+                           WHERE scope_key = ? AND claim_id IN (SELECT claim_id FROM incoming))
+                       GROUP BY ALL""", [key])
         con.execute("DELETE FROM ledger_lines WHERE scope_key = ? AND claim_id IN (SELECT claim_id FROM incoming)", [key])
         con.execute("INSERT INTO ledger_lines BY NAME SELECT ? AS scope_key, * FROM incoming", [key])
+        con.execute("""INSERT INTO pending_days
+                       SELECT DISTINCT ?, l.patient_id, l.rendering_npi, l.date_of_service, ? FROM ledger_lines l
+                       JOIN kx_since k ON k.patient_id = l.patient_id AND k.year = year(l.date_of_service)
+                                      AND l.date_of_service > k.since
+                       WHERE l.scope_key = ?""", [key, run_id, key])
         per_file = dict(con.execute("SELECT source_file, count(*) FROM claim_lines WHERE run_id = ? GROUP BY 1",
                                     [run_id]).fetchall())
         for f in scanned["new"]:

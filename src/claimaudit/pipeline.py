@@ -134,6 +134,22 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
     return {"read": loaded.read, "loaded": loaded.loaded, "quarantined": loaded.quarantined, "files": loaded.files}
 
 
+def therapy_ytd(db: str | Path, run_id: str, path: str | Path) -> dict:
+    """Record the beneficiaries' prior year-to-date therapy amounts for the KX check (--therapy-ytd)."""
+    from claimaudit.ingest.load import load_therapy_ytd
+
+    with connect(db) as con:
+        con.execute("BEGIN")
+        try:
+            got = load_therapy_ytd(con, run_id, path)
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+    return got
+
+
 def check_reference(db: str | Path, run_id: str) -> dict:
     """Make sure reference data exists (starter set otherwise); record the versions this run uses."""
     with connect(db) as con:
@@ -152,8 +168,20 @@ def check_reference(db: str | Path, run_id: str) -> dict:
             FROM audit_lines l JOIN dos_versions d USING (date_of_service)""")
         used = [{**r, "coverage_start": str(r["coverage_start"]) if r["coverage_start"] else None,
                  "coverage_end": str(r["coverage_end"]) if r["coverage_end"] else None}
-                for r in versions.to_dicts()]
+                for r in versions.to_dicts() if r["kind"] in ("ptp", "mue")]
         starter = any(v["is_starter"] and v["lines"] for v in used)
+        # the therapy code list and the KX thresholds the rules used (prepare() built both tables)
+        therapy = one(con, "SELECT max(version) FROM ref_files WHERE kind = 'therapy' AND replaced_by IS NULL")[0]
+        used.append({"kind": "therapy", "version": therapy or "starter-code-classes", "is_starter": therapy is None,
+                     "lines": None,
+                     "note": "CMS annual therapy code list" if therapy else
+                             "STARTER always-therapy flags (data/reference/code_classes.csv): import the CMS "
+                             "annual therapy code list with claimaudit refdata import"})
+        years = one(con, "SELECT min(year), max(year), list(DISTINCT source ORDER BY source) FILTER "
+                         "(WHERE source NOT LIKE 'billing-rules.md%') FROM therapy_thresholds")
+        used.append({"kind": "thresholds", "version": f"{years[0]}-{years[1]}" if years[0] else "none",
+                     "is_starter": False, "lines": None, "note": "KX/TMR thresholds: data/reference/therapy_thresholds.csv"
+                     + (f" and imported {', '.join(years[2])}" if years[2] else "")})
         con.execute("UPDATE runs SET reference_versions = ?, starter_reference = ? WHERE run_id = ?",
                     [json.dumps(used), starter, run_id])
     return {"versions": used, "starter_reference": starter,
@@ -387,7 +415,8 @@ def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quali
 
 def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
               profile: str = DEFAULT_PROFILE, out: str | Path | None = None, data_quality: bool = True,
-              scope: str | None = None, wait: float = 0, partitions: int = 1, allow_unmapped: bool = False) -> dict:
+              scope: str | None = None, wait: float = 0, partitions: int = 1, allow_unmapped: bool = False,
+              therapy_ytd_file: str | Path | None = None) -> dict:
     """Run a whole audit in this process (no Prefect). Returns the summary written to summary.json.
 
     ``data_quality=False`` skips the Great Expectations suite (the summary says so, and history does
@@ -397,7 +426,7 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
     from claimaudit.ingest.load import check_inputs
     from claimaudit.locking import warehouse_lock
 
-    check_inputs(inputs)                      # a mistyped path: one line, before anything is created
+    check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything is created
     load_mapping(mapping)
     with warehouse_lock(db, wait=wait):
         timings: dict[str, float] = {}
@@ -409,6 +438,8 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
             t = time.perf_counter()
             _crash_point("ingest")
             ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir, allow_unmapped=allow_unmapped)
+            if therapy_ytd_file:
+                therapy_ytd(db, run_id, therapy_ytd_file)
             timings["ingest"] = round(time.perf_counter() - t, 3)
             return _audit_steps(db, run_id, out_dir, data_quality=data_quality, timings=timings, started=started,
                                 partitions=partitions)
@@ -463,7 +494,8 @@ def no_new_lines(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
 def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", mapping: str | None = None,
                 profile: str = DEFAULT_PROFILE, out: str | Path | None = None, scope: str | None = None,
                 full: bool = False, data_quality: bool = True, settle_seconds: float | None = None, wait: float = 0,
-                run_id: str | None = None, step=_direct, allow_unmapped: bool = False) -> dict:
+                run_id: str | None = None, step=_direct, allow_unmapped: bool = False,
+                therapy_ytd_file: str | Path | None = None) -> dict:
     """Incremental audit of a landing folder (landing.py): new files only, their days, history merged.
 
     ``step(name, fn, *args, **kwargs)`` runs each step (the Prefect flow passes one that makes tasks
@@ -488,6 +520,8 @@ def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", map
                      allow_unmapped=allow_unmapped)
             else:
                 step("ingest", no_new_lines, db, run_id, out_dir)
+            if therapy_ytd_file:
+                step("therapy-ytd", therapy_ytd, db, run_id, therapy_ytd_file)
             _crash_point("ingested")
             info = step("apply-to-ledger", landing.apply, db, run_id, label, scanned, full=full)
             info["abandoned_runs"] = abandoned

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from claimaudit.errors import ClaimAuditError
+from claimaudit.errors import ClaimAuditError, scrub
 from claimaudit.ingest import normalize
 from claimaudit.ingest.header import unmapped_error
 from claimaudit.ingest.mapping import Mapping
@@ -183,3 +183,62 @@ def check_inputs(inputs: list[str | Path]) -> None:
     (missing, a folder, empty, of no type claimaudit reads)."""
     for path in inputs:
         file_format(Path(path))
+
+
+YTD_COLUMNS = ("patient_id", "year", "pt_slp_amount", "ot_amount")
+
+
+def load_therapy_ytd(con: duckdb.DuckDBPyConnection, run_id: str, path: str | Path) -> dict:
+    """The beneficiaries' prior year-to-date therapy amounts (--therapy-ytd: what a MAC eligibility
+    response reports): a CSV ``patient_id, year, pt_slp_amount, ot_amount``. Kept exactly or refused:
+    a bad value stops the run with one line naming the row and column (never the value). Recorded
+    with the run's inputs (SHA-256); not claim lines."""
+    from claimaudit.errors import InputError
+    from claimaudit.ingest.readers import sha256_file
+
+    path = Path(path)
+    if file_format(path) != "csv":
+        raise InputError(f"{path}: prior year-to-date amounts come as a CSV file ({', '.join(YTD_COLUMNS)})")
+    for macro in normalize.MACROS:
+        con.execute(macro)
+    try:
+        con.execute("""CREATE OR REPLACE TEMP TABLE ytd_raw AS
+                       SELECT row_number() OVER () + 1 AS line, * FROM read_csv(?, header = true, all_varchar = true,
+                                                                            delim = ',', quote = '"')""", [str(path)])
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: cannot be read as CSV: {scrub(str(exc))}") from None
+    header = [r[0] for r in con.execute("DESCRIBE ytd_raw").fetchall()][1:]
+    missing = [c for c in YTD_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(YTD_COLUMNS)})")
+    bad = con.execute(f"""
+        SELECT line, CASE WHEN ca_text(patient_id) IS NULL THEN 'patient_id is empty'
+                          WHEN NOT regexp_full_match(ca_text(year), '(19|20)[0-9]{{2}}') THEN 'year is not a year'
+                          WHEN ca_text(pt_slp_amount) IS NOT NULL
+                               AND NOT regexp_full_match(ca_text(pt_slp_amount), '{normalize.EXACT_CENTS}')
+                               THEN 'pt_slp_amount is not an amount with at most two decimals'
+                          WHEN ca_text(ot_amount) IS NOT NULL
+                               AND NOT regexp_full_match(ca_text(ot_amount), '{normalize.EXACT_CENTS}')
+                               THEN 'ot_amount is not an amount with at most two decimals'
+                          WHEN TRY_CAST(ca_text(pt_slp_amount) AS DECIMAL(12,2)) < 0
+                            OR TRY_CAST(ca_text(ot_amount) AS DECIMAL(12,2)) < 0 THEN 'an amount is negative' END
+        FROM ytd_raw ORDER BY line""").fetchall()
+    bad = [(line, why) for line, why in bad if why]
+    if bad:
+        raise InputError(f"{path}: line {bad[0][0]}: {bad[0][1]}" + (f" (and {len(bad) - 1} more line(s))"
+                                                                    if len(bad) > 1 else ""))
+    con.execute("DELETE FROM therapy_ytd WHERE run_id = ?", [run_id])
+    con.execute("""INSERT INTO therapy_ytd
+                   SELECT ?, ca_text(patient_id), ca_text(year)::INTEGER, b.bucket, b.amount, line
+                   FROM ytd_raw, LATERAL (VALUES ('PT+SLP', TRY_CAST(ca_text(pt_slp_amount) AS DECIMAL(12,2))),
+                                                 ('OT', TRY_CAST(ca_text(ot_amount) AS DECIMAL(12,2)))) b(bucket, amount)
+                   WHERE b.amount IS NOT NULL""", [run_id])
+    beneficiaries = con.execute("SELECT count(DISTINCT patient_id) FROM therapy_ytd WHERE run_id = ?",
+                                [run_id]).fetchall()[0][0]
+    note = f"prior year-to-date therapy amounts for {beneficiaries} beneficiary(ies) (--therapy-ytd; not claim lines)"
+    con.execute("""INSERT INTO run_inputs (run_id, source_file, path, sha256, bytes, file_format, rows_read,
+                       rows_loaded, rows_quarantined, warnings)
+                   VALUES (?, ?, ?, ?, ?, 'therapy-ytd', 0, 0, 0, ?)""",
+                [run_id, str(path), str(path.resolve()), sha256_file(path), path.stat().st_size, json.dumps([note])])
+    con.execute("DROP TABLE IF EXISTS temp.ytd_raw")
+    return {"beneficiaries": beneficiaries}

@@ -341,7 +341,8 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping
 
 X12_COLUMNS = ["claim_id", "line_number", "patient_id", "rendering_npi", "billing_npi", "payer", "date_of_service",
                "service_end_date", "procedure_code", "modifier_1", "modifier_2", "modifier_3", "modifier_4", "units",
-               "minutes", "charge_amount", "place_of_service", "diagnosis_codes", "source_interchange"]
+               "minutes", "charge_amount", "place_of_service", "diagnosis_codes", "provider_discipline",
+               "source_interchange"]
 
 
 def _load_x12(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, run_id: str) -> None:

@@ -270,3 +270,64 @@ def sniff_kind(text_head: str) -> str | None:
     if "mue" in low and "hcpcs" in low:
         return "mue"
     return None
+
+
+# ---------------------------------------------------------------- therapy code list, thresholds
+
+THERAPY_NAME = re.compile(r"therapy", re.I)
+YEAR_IN_NAME = re.compile(r"(?<!\d)(20\d{2})(?!\d)")
+THRESHOLD_FIELDS = ["year", "kx_pt_slp", "kx_ot", "tmr"]
+
+
+def therapy_header(cells: list[str]) -> tuple[int, int] | None:
+    """(code column, designation column) when ``cells`` is the header of a therapy code list."""
+    low = [_norm(c) for c in cells]
+    code = next((i for i, c in enumerate(low) if c in {"hcpcs", "cpt", "code", "hcpcs code", "cpt code",
+                                                         "hcpcs/cpt code", "hcpcs/cpt", "cpt/hcpcs code"}
+                 or (("hcpcs" in c or "cpt" in c) and "code" in c and "desc" not in c)), None)
+    designation = next((i for i, c in enumerate(low) if i != code and ("designation" in c or "therapy" in c
+                                                                         or "always" in c)), None)
+    return (code, designation) if code is not None and designation is not None else None
+
+
+def parse_therapy_codes(grid: pl.DataFrame) -> tuple[pl.DataFrame, list[dict]]:
+    """The CMS annual therapy code list: a code column and a designation column whose value starts with
+    "always" or "sometimes" (therapy); rows with any other designation are reported."""
+    grid = grid.with_row_index("line", offset=1) if "line" not in grid.columns else grid
+    cols = [c for c in grid.columns if c != "line"]
+    headers = [(i, therapy_header([c or "" for c in row])) for i, row in enumerate(grid.head(30).select(cols).rows())]
+    index, found = next(((i, h) for i, h in headers if h), (None, None))
+    if found is None:
+        raise ReferenceDataError("no header with a code column and a therapy designation column found: not a "
+                                 "CMS therapy code list")
+    code_col, des_col = cols[found[0]], cols[found[1]]
+    body = grid.slice(index + 1).select(
+        "line", procedure_code=pl.col(code_col).str.strip_chars().str.to_uppercase(),
+        designation=pl.col(des_col).str.strip_chars().str.to_lowercase().str.extract(r"^(always|sometimes)", 1))
+    body = body.filter(pl.col("procedure_code").is_not_null() & (pl.col("procedure_code") != ""))
+    bad = body.filter(~pl.col("procedure_code").str.contains(CODE_RE) | pl.col("designation").is_null())
+    good = body.join(bad.select("line"), on="line", how="anti").select(
+        "procedure_code", "designation", source_line=pl.col("line").cast(pl.Int32))
+    return good, [{"line": r["line"], "reason": "bad_code" if not r["procedure_code"] or len(r["procedure_code"]) != 5
+                   else "designation is not always/sometimes therapy"} for r in bad.iter_rows(named=True)]
+
+
+def parse_thresholds(text: str) -> tuple[pl.DataFrame, list[dict]]:
+    """KX / targeted-review thresholds by year, in the layout of data/reference/therapy_thresholds.csv."""
+    try:
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False)
+    except pl.exceptions.PolarsError:
+        raise ReferenceDataError("not a readable CSV table") from None
+    missing = [c for c in THRESHOLD_FIELDS if c not in frame.columns]
+    if missing:
+        raise ReferenceDataError(f"missing column(s) {', '.join(missing)} (the layout of therapy_thresholds.csv)")
+    exact = r"^[0-9]+(\.[0-9]{1,2})?$"
+    frame = frame.with_row_index("line", offset=2)
+    ok = pl.col("year").str.contains(r"^(19|20)[0-9]{2}$") & pl.all_horizontal(
+        pl.col(c).str.strip_chars().str.contains(exact) for c in THRESHOLD_FIELDS[1:])
+    bad = frame.filter(~ok.fill_null(False))
+    good = frame.filter(ok.fill_null(False)).select(
+        pl.col("year").cast(pl.Int32), *[pl.col(c).str.strip_chars().cast(pl.Decimal(12, 2)) for c in THRESHOLD_FIELDS[1:]],
+        source=pl.col("source") if "source" in frame.columns else pl.lit(None, pl.String),
+        source_line=pl.col("line").cast(pl.Int32))
+    return good, [{"line": r["line"], "reason": "bad year or amount"} for r in bad.iter_rows(named=True)]

@@ -129,6 +129,10 @@ def parse_member(name: str, data: bytes, *, version: str | None = None) -> cms.P
     head = text[:4000] if text is not None else " ".join(
         str(v) for row in grid.head(12).iter_rows() for v in row if v is not None)
     ptp_name, mue_name = cms.ptp_version_from_name(name), cms.mue_version_from_name(name)
+    if not ptp_name and not mue_name:
+        other = _parse_other(name, text, grid, version)        # therapy code list, thresholds
+        if other is not None:
+            return other
     kind = "ptp" if ptp_name else "mue" if mue_name else cms.sniff_kind(head)
     if kind is None:
         raise ReferenceDataError(f"{name}: neither a CMS PTP nor an MUE file (name and header not recognised)")
@@ -177,6 +181,38 @@ def parse_member(name: str, data: bytes, *, version: str | None = None) -> cms.P
 DEFAULT_PTP_PARTS = 4        # practitioner PTP releases come as f1..f4 unless the zip or the user says otherwise
 
 
+def _parse_other(name: str, text: str | None, grid: pl.DataFrame | None,
+                 version: str | None) -> cms.ParsedReference | None:
+    """The KX threshold table (therapy_thresholds.csv layout) or a CMS annual therapy code list; None
+    when the file is neither."""
+    first = (text or "").split("\n", 1)[0].lower()
+    try:
+        if text is not None and "year" in first and "kx_pt_slp" in first:
+            rows, bad = cms.parse_thresholds(text)
+            years = rows["year"].to_list()
+            ver = version or (f"{min(years)}-{max(years)}" if years else Path(name).stem)
+            return cms.ParsedReference("thresholds", ver, None, None, None, rows, bad)
+        if grid is None:
+            try:
+                grid = pl.read_csv(io.StringIO(text or ""), has_header=False, infer_schema=False,
+                                   truncate_ragged_lines=True, n_rows=None)
+            except pl.exceptions.PolarsError:
+                return None
+        top = grid.head(30).rows()
+        if not any(cms.therapy_header([str(c) if c is not None else "" for c in row]) for row in top):
+            return None
+        if not cms.THERAPY_NAME.search(name) and not version:
+            raise ReferenceDataError("looks like a therapy code list: name it like the CMS file (it says "
+                                     "'therapy' and its year) or pass --version YEAR")
+        year = version or (cms.YEAR_IN_NAME.search(name) or [None, None])[1]
+        if not year or not str(year).isdigit():
+            raise ReferenceDataError("cannot tell the therapy code list's year from the file name: pass --version YEAR")
+        rows, bad = cms.parse_therapy_codes(grid)
+        return cms.ParsedReference("therapy", str(year), None, date(int(year), 1, 1), None, rows, bad)
+    except ReferenceDataError as exc:
+        raise ReferenceDataError(f"{name}: {exc}") from None
+
+
 def _store(con: duckdb.DuckDBPyConnection, name: str, data: bytes, parsed: cms.ParsedReference,
            *, is_starter: bool, version_label: str | None = None, parts_expected: int | None = None,
            parts_source: str | None = None) -> str | None:
@@ -201,12 +237,18 @@ def _store(con: duckdb.DuckDBPyConnection, name: str, data: bytes, parsed: cms.P
     if parsed.kind == "ptp":
         con.execute("INSERT INTO ref_ptp SELECT file_id, column_1, column_2, prior_1996, effective_date, "
                     "deletion_date, modifier_indicator, rationale, source_line FROM rows")
-    else:
+    elif parsed.kind == "mue":
         con.execute("INSERT INTO ref_mue SELECT file_id, procedure_code, mue_value, mue_adjudication_indicator, "
                     "mue_adjudication_text, rationale, source_line FROM rows")
+    elif parsed.kind == "therapy":
+        con.execute("INSERT INTO ref_therapy_codes SELECT file_id, procedure_code, designation, source_line FROM rows")
+    else:
+        con.execute("INSERT INTO ref_thresholds SELECT file_id, year, kx_pt_slp, kx_ot, tmr, source, source_line "
+                    "FROM rows")
     replaced = None
     for old_id, old_name, imported_at, old_sha in previous:
-        con.execute(f"DELETE FROM ref_{parsed.kind} WHERE file_id = ?", [old_id])
+        table = {"ptp": "ref_ptp", "mue": "ref_mue", "therapy": "ref_therapy_codes", "thresholds": "ref_thresholds"}
+        con.execute(f"DELETE FROM {table[parsed.kind]} WHERE file_id = ?", [old_id])      # a closed set
         con.execute("UPDATE ref_files SET replaced_by = ?, replaced_at = now() WHERE file_id = ?", [file_id, old_id])
         replaced = f"{old_name} imported {imported_at:%Y-%m-%d %H:%M} (sha256 {old_sha[:12]}...)"
     return replaced

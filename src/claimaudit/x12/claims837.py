@@ -13,6 +13,10 @@ Field sources (docs/x12.md has the full table):
   service_end_date).
 * diagnosis codes = the HI codes the line's SV107 pointers name, in pointer order.
 * rendering NPI: line NM1*82 (2420A), else claim NM1*82 (2310B), else billing provider NM1*85 (2010AA).
+* provider discipline: the rendering provider's taxonomy (PRV*PE of the line, 2420A, else of the claim,
+  2310B), else the billing provider's (PRV*BI, 2000A), through data/reference/taxonomy_disciplines.csv
+  (111N chiropractor DC, 2251 PT, 225X OT, 235Z SLP, 20 physician MD); NULL when there is none or it is
+  not listed.
 * billing NPI = NM1*85; payer = NM1*PR name (2010BB); patient = subscriber member id (NM1*IL) when the
   claim sits under the subscriber HL (22); under a dependent HL (23) the member id plus a short hash of
   the dependent's name and birth date (no name is stored).
@@ -29,16 +33,35 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 
 import polars as pl
 
+from claimaudit.resources import resource
 from claimaudit.x12 import segments as sg
 from claimaudit.x12.segments import element as _e
 from claimaudit.x12.segments import nonempty as _ne
 from claimaudit.x12.segments import trimmed as _ns
 
 LINE = "__line"
+
+
+@cache
+def _taxonomy_prefixes() -> dict[int, dict[str, str]]:
+    """Taxonomy code prefix -> provider discipline (data/reference/taxonomy_disciplines.csv), by length."""
+    table = pl.read_csv(resource("data", "reference", "taxonomy_disciplines.csv"), infer_schema=False)
+    by_length: dict[int, dict[str, str]] = {}
+    for prefix, discipline_ in zip(table["taxonomy_prefix"], table["provider_discipline"], strict=True):
+        by_length.setdefault(len(prefix), {})[prefix.upper()] = discipline_
+    return by_length
+
+
+def discipline(taxonomy: pl.Expr) -> pl.Expr:
+    """The discipline of a provider taxonomy code: its longest listed prefix; NULL when none is listed."""
+    code = taxonomy.str.to_uppercase()
+    return pl.coalesce([code.str.slice(0, n).replace_strict(table, default=None, return_dtype=pl.String)
+                        for n, table in sorted(_taxonomy_prefixes().items(), reverse=True)])
 
 
 def _collect(plan: pl.LazyFrame) -> pl.DataFrame:
@@ -67,11 +90,12 @@ def _hl_table(tagged: sg.Segments) -> pl.LazyFrame:
         return rows.group_by("hl_seg").agg([c.first().alias(n) for n, c in cols.items()])
 
     billing = attr(nm1.filter(pl.col("q") == "85"), billing_npi=pl.when(_e(8) == "XX").then(_ns(9)))
+    billing_prv = attr(tagged("PRV").filter(outside).filter(_e(1) == "BI"), billing_taxonomy=_ns(3))
     member = attr(nm1.filter(pl.col("q") == "IL"), member_id=_ns(9))
     payer = attr(nm1.filter(pl.col("q") == "PR"), payer=_ne(3))
     dependent = attr(nm1.filter(pl.col("q") == "QC"), dep_name=pl.concat_str([_e(3), _e(4)], separator="|"))
     dob = attr(tagged("DMG").filter(outside), dob=_ne(2))
-    for part in (billing, member, payer, dependent, dob):
+    for part in (billing, billing_prv, member, payer, dependent, dob):
         hl = hl.join(part, left_on="seg", right_on="hl_seg", how="left")
     # the parent is the latest earlier HL of the same transaction set whose id is this HL's parent id
     # (ids may be irregular or even repeat, positions never do)
@@ -88,14 +112,17 @@ def _claims(tagged: sg.Segments, hl: pl.LazyFrame, comp: str) -> pl.LazyFrame:
     in_claim_only = pl.col("clm_seg").is_not_null() & pl.col("lx_seg").is_null()
     rendering = tagged("NM1").filter(in_claim_only).filter(_e(1) == "82").group_by("clm_seg").agg(
         claim_rendering=pl.when(_e(8) == "XX").then(_ns(9)).first())
+    claim_prv = tagged("PRV").filter(in_claim_only).filter(_e(1) == "PE").group_by("clm_seg").agg(
+        claim_taxonomy=_ns(3).first())
     dx = (tagged("HI").filter(in_claim_only)
           .select("clm_seg", "seg", codes=pl.col("el").list.slice(1))
           .explode("codes").filter(pl.col("codes") != "")
           .with_columns(pl.col("codes").str.split(comp).list.get(1, null_on_oob=True).alias("code"))
           .group_by("clm_seg").agg(pl.col("code").alias("dx_all")))      # rows are in file order: so are the codes
-    clm = clm.join(rendering, on="clm_seg", how="left").join(dx, on="clm_seg", how="left")
+    clm = clm.join(rendering, on="clm_seg", how="left").join(claim_prv, on="clm_seg", how="left") \
+        .join(dx, on="clm_seg", how="left")
     # climb up to three HL levels: the claim's HL, its parent, the grandparent
-    carried = ["level", "billing_npi", "member_id", "payer", "dep_name", "dob", "p_seg"]
+    carried = ["level", "billing_npi", "billing_taxonomy", "member_id", "payer", "dep_name", "dob", "p_seg"]
     levels = hl.select("seg", *carried)
     for i in (1, 2, 3):
         left = "hl_seg" if i == 1 else f"p_seg_{i - 1}"
@@ -108,8 +135,8 @@ def _claims(tagged: sg.Segments, hl: pl.LazyFrame, comp: str) -> pl.LazyFrame:
     dependent = pick("23", "dep_name").is_not_null()
     dep_key = pl.concat_str([pick("23", "dep_name"), pick("23", "dob").fill_null("")], separator="|")
     return clm.select(
-        "st_no", "clm_seg", "claim_id", "claim_pos", "claim_rendering", "dx_all",
-        billing_npi=pick("20", "billing_npi"), payer=pick("22", "payer"),
+        "st_no", "clm_seg", "claim_id", "claim_pos", "claim_rendering", "claim_taxonomy", "dx_all",
+        billing_npi=pick("20", "billing_npi"), billing_taxonomy=pick("20", "billing_taxonomy"), payer=pick("22", "payer"),
         patient_id=pl.when(dependent).then(pl.concat_str([pick("22", "member_id"), pl.lit("-D"),
                                                           dep_key.hash().cast(pl.String).str.slice(0, 8)]))
         .otherwise(pick("22", "member_id")))
@@ -129,9 +156,10 @@ def _lines(tagged: sg.Segments, comp: str) -> pl.LazyFrame:
         dos_end=pl.when(_e(2) == "RD8").then(_ne(3).str.slice(-8)))
     rendering = tagged("NM1").filter(in_line & (_e(1) == "82")).filter(first).select(
         "lx_seg", line_rendering=pl.when(_e(8) == "XX").then(_ns(9)))
+    line_prv = tagged("PRV").filter(in_line & (_e(1) == "PE")).filter(first).select("lx_seg", line_taxonomy=_ns(3))
     mods = {f"modifier_{i}": pl.col("composite").list.get(i + 1, null_on_oob=True) for i in (1, 2, 3, 4)}
     return (sv1.join(lx, on="lx_seg", how="left").join(dtp, on="lx_seg", how="left")
-            .join(rendering, on="lx_seg", how="left")
+            .join(rendering, on="lx_seg", how="left").join(line_prv, on="lx_seg", how="left")
             .with_columns(qualifier=pl.col("composite").list.first(),
                           procedure_code=pl.col("composite").list.get(1, null_on_oob=True), **mods))
 
@@ -219,6 +247,7 @@ def _piece(piece: str, before: int, piece_no: int, seps: sg.Separators, path: Pa
         charge_amount="charge", place_of_service=pl.coalesce("line_pos", "claim_pos"),
         diagnosis_codes=pl.when(pl.col("dx_all").is_not_null() & pl.col("pointers").is_not_null()).then(
             pl.concat_str(pointed, separator=",", ignore_nulls=True)),
+        provider_discipline=discipline(pl.coalesce("line_taxonomy", "claim_taxonomy", "billing_taxonomy")),
         source_interchange="isa_ctrl", **{LINE: pl.col("seg")})
     rejects = pl.concat([
         lines.filter(pl.col("error").is_not_null()).select(
