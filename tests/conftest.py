@@ -47,15 +47,20 @@ CANONICAL_HEADER = ("claim_id,line_number,patient_id,rendering_npi,payer,profile
                     "place_of_service")
 
 
+FULL_HEADER = CANONICAL_HEADER + ",provider_discipline,assistant_minutes"
+
+
 def line(claim, ln, code, *mods, units=1, minutes="", patient="P1", npi="1234567893", dos="2024-06-04",
-         profile="medicare", charge="50.00", allowed="", pos="11") -> str:
-    """One canonical CSV row for rule tests."""
+         profile="medicare", charge="50.00", allowed="", pos="11", discipline=None, assistant=None) -> str:
+    """One canonical CSV row for rule tests (with a discipline or assistant minutes: a FULL_HEADER row)."""
     m = list(mods) + [""] * (4 - len(mods))
-    return ",".join(str(v) for v in [claim, ln, patient, npi, "PAYER", profile, dos, code, *m, units, minutes,
-                                     charge, allowed, pos])
+    fields = [claim, ln, patient, npi, "PAYER", profile, dos, code, *m, units, minutes, charge, allowed, pos]
+    if discipline is not None or assistant is not None:
+        fields += [discipline or "", "" if assistant is None else assistant]
+    return ",".join(str(v) for v in fields)
 
 
-def audit_lines(tmp_path, *rows, reference=(), name="t", data_quality=False):
+def audit_lines(tmp_path, *rows, reference=(), name="t", data_quality=False, therapy_ytd=None):
     """Run a whole audit (no Prefect) over canonical rows; returns the findings frame.
 
     Rule tests skip the data-quality suite (a GX subprocess per audit); tests/test_quality.py covers it."""
@@ -69,8 +74,11 @@ def audit_lines(tmp_path, *rows, reference=(), name="t", data_quality=False):
     if reference:
         with connect(db) as con:
             import_paths(con, list(reference), parts=1)       # a fixture release is whole in one part file
-    path = write_csv(tmp_path / f"{name}.csv", CANONICAL_HEADER, *rows)
-    summary = pipeline.run_audit([path], db=db, out=tmp_path / f"{name}-out", data_quality=data_quality)
+    full = any(r.count(",") == FULL_HEADER.count(",") for r in rows)
+    path = write_csv(tmp_path / f"{name}.csv", FULL_HEADER if full else CANONICAL_HEADER,
+                     *[r if r.count(",") == FULL_HEADER.count(",") or not full else r + ",," for r in rows])
+    summary = pipeline.run_audit([path], db=db, out=tmp_path / f"{name}-out", data_quality=data_quality,
+                                 therapy_ytd_file=therapy_ytd)
     assert summary["quarantined"] == 0, summary["quarantine_reasons"]
     return pl.read_parquet(tmp_path / f"{name}-out" / "findings.parquet")
 

@@ -34,7 +34,7 @@ def test_audit_refdata_runs_report_end_to_end(tmp_path):
 
     result = claimaudit("audit", SAMPLE, "--db", db, "--out", tmp_path / "run", "--no-prefect", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "read 640 = loaded 635 + quarantined 5" in result.stdout
+    assert "read 669 = loaded 664 + quarantined 5" in result.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert {"findings.csv", "findings.parquet", "quarantine.csv", "summary.json"} <= set(summary["outputs"])
     assert summary["read"] == summary["loaded"] + summary["quarantined"]

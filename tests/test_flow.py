@@ -22,7 +22,7 @@ def test_flow_audits_the_sample_without_persisting_claim_data(prefect_harness, t
     state = flow([str(SAMPLE)], db=str(tmp_path / "w.duckdb"), out=str(tmp_path / "run"), return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
-    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (640, 635, 5)
+    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (669, 664, 5)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["run_id"] == summary["run_id"]
     assert pl.read_parquet(tmp_path / "run" / "findings.parquet").height == summary["findings"]["total"]
     after = set(storage.rglob("*")) if storage.exists() else set()

@@ -56,7 +56,7 @@ def test_resend_correction_and_history(tmp_path, reference_run):
 
     first = _landing(land, db, tmp_path / "r1")
     assert first["landing"]["files_new"] == [str(land / "extract-0601.csv")]
-    assert first["landing"]["lines_audited"] == first["loaded"] == 636     # 640 read, 4 quarantined (no DQ)
+    assert first["landing"]["lines_audited"] == first["loaded"] == 665     # 669 read, 4 quarantined (no DQ)
     assert _fingerprints(db, first["run_id"]) == reference_run          # same findings as a plain audit
 
     shutil.copy(SAMPLE, land / "extract-0601-resent.csv")                # same content, new name
@@ -76,7 +76,7 @@ def test_resend_correction_and_history(tmp_path, reference_run):
     assert _fingerprints(db, third["run_id"]) == reference_run - {("TIME-001", TV02, 1, "")}
     assert (third["history"]["new"], third["history"]["resolved"]) == (0, 1)
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM ledger_lines").fetchall()[0][0] == 636     # replaced, not added
+        assert con.execute("SELECT count(*) FROM ledger_lines").fetchall()[0][0] == 665     # replaced, not added
         assert con.execute("SELECT units FROM ledger_lines WHERE claim_id = ? AND line_number = 2",
                            [TV02]).fetchall()[0][0] == 1
         assert con.execute("SELECT count(*) FROM pending_days").fetchall()[0][0] == 0
@@ -90,10 +90,10 @@ def test_newer_file_in_the_same_batch_wins(tmp_path):
     _corrected_tv02(land / "b-correction.csv")
     os.utime(land / "a-original.csv", (1_700_000_000, 1_700_000_000))    # the original is older
     summary = _landing(land, db, tmp_path / "r1")
-    assert summary["read"] == 642 and summary["loaded"] == 638          # both files read, nothing dropped
+    assert summary["read"] == 671 and summary["loaded"] == 667          # both files read, nothing dropped
     assert summary["landing"]["lines_superseded_in_batch"] == 2
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM ledger_lines").fetchall()[0][0] == 636
+        assert con.execute("SELECT count(*) FROM ledger_lines").fetchall()[0][0] == 665
         assert con.execute("SELECT units FROM ledger_lines WHERE claim_id = ? AND line_number = 2",
                            [TV02]).fetchall()[0][0] == 1
 
@@ -104,7 +104,7 @@ def test_full_reaudit_audits_every_day(tmp_path):
     shutil.copy(SAMPLE, land / "a.csv")
     first = _landing(land, db, tmp_path / "r1")
     full = _landing(land, db, tmp_path / "r2", full=True)
-    assert full["landing"]["lines_audited"] == 636
+    assert full["landing"]["lines_audited"] == 665
     assert full["landing"]["days_audited"] == first["landing"]["days_audited"]
     assert _fingerprints(db, full["run_id"]) == _fingerprints(db, first["run_id"])
 
@@ -119,7 +119,7 @@ def test_second_writer_fails_fast_and_touches_nothing(tmp_path):
         with pytest.raises(WarehouseBusy):
             pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "r2", data_quality=False)
     assert not db.exists()                                              # nothing was written
-    assert _landing(land, db, tmp_path / "r3")["loaded"] == 636          # the lock is free again
+    assert _landing(land, db, tmp_path / "r3")["loaded"] == 665          # the lock is free again
 
 
 def _cli_landing(land: Path, db: Path, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
@@ -145,10 +145,10 @@ def test_kill_9_at_a_stage_then_the_next_run_finishes(tmp_path, reference_run, s
         assert runs[-1][1] == "completed"
         # the dead run is marked abandoned (unless it had already completed: killed after outputs)
         assert runs[0][1] == ("completed" if stage == "outputs" else "abandoned")
-        assert con.execute("SELECT count(*) FROM ledger_lines").fetchall()[0][0] == 636
+        assert con.execute("SELECT count(*) FROM ledger_lines").fetchall()[0][0] == 665
         assert con.execute("SELECT count(*) FROM pending_days").fetchall()[0][0] == 0
         assert con.execute("SELECT count(*), count(DISTINCT (claim_id, line_number)) FROM ledger_lines"
-                           ).fetchall()[0] == (636, 636)
+                           ).fetchall()[0] == (665, 665)
     assert _fingerprints(db, last) == reference_run
 
 
@@ -157,10 +157,10 @@ def test_lines_quarantined_by_data_quality_leave_the_ledger(tmp_path):
     land.mkdir()
     shutil.copy(SAMPLE, land / "a.csv")
     first = pipeline.run_landing(land, db=db, out=tmp_path / "r1", scope="clinic", settle_seconds=0)  # with the GX suite
-    assert (first["read"], first["loaded"], first["quarantined"]) == (640, 635, 5)
+    assert (first["read"], first["loaded"], first["quarantined"]) == (669, 664, 5)
     full = pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", full=True, settle_seconds=0)
     assert (full["read"], full["loaded"], full["quarantined"]) == (0, 0, 0)   # nothing re-quarantined
-    assert full["landing"]["ledger_lines"] == full["landing"]["lines_audited"] == 635
+    assert full["landing"]["ledger_lines"] == full["landing"]["lines_audited"] == 664
 
 
 def test_x12_claims_and_remittances_land_by_content(tmp_path):
@@ -178,7 +178,7 @@ def test_x12_claims_and_remittances_land_by_content(tmp_path):
     info = first["landing"]
     assert sorted(info["files_new"]) == [str(land / "batch.837"), str(land / "extract.csv")]
     assert info["files_ignored"] == [str(land / "notes.docx")]
-    assert first["read"] == 640 + 4 and first["reconciled"]
+    assert first["read"] == 669 + 4 and first["reconciled"]
     assert first.get("denials") is None
 
     line = pl.read_csv(SAMPLE, infer_schema=False).filter(pl.col("claim_id") == TV02).sort("line_number").to_dicts()[0]
@@ -216,7 +216,7 @@ def test_settle_by_default_a_file_still_being_written_is_not_audited(tmp_path):
     (land / "half.csv").write_text(text)                     # the copy finished ...
     (land / "half.csv.done").write_text("")                  # ... and the export says so
     second = pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", data_quality=False)
-    assert second["landing"]["files_new"] == [str(land / "half.csv")] and second["read"] == 640
+    assert second["landing"]["files_new"] == [str(land / "half.csv")] and second["read"] == 669
     assert second["landing"]["files_deferred"] == [str(land / "copying.csv.part")]
 
     past = time.time() - 120

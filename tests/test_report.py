@@ -29,7 +29,7 @@ def test_xlsx_reads_back_with_every_sheet_and_finding(sample_run):
     assert wb.sheetnames == ["Summary", "Findings", "By provider", "By rule", "Data quality", "Quarantine"]
     ws = wb["Findings"]
     assert [c.value for c in ws[1]] == FINDINGS_COLUMNS
-    assert ws.max_row - 1 == summary["findings"]["total"] == 22
+    assert ws.max_row - 1 == summary["findings"]["total"] == 29
     assert ws.freeze_panes == "A2"
     assert ws.auto_filter.ref == f"A1:{ws.cell(1, ws.max_column).column_letter}{ws.max_row}"   # every row
     by_rule = wb["By rule"]
@@ -39,7 +39,7 @@ def test_xlsx_reads_back_with_every_sheet_and_finding(sample_run):
     assert wb["Quarantine"].max_row - 1 == summary["quarantined"] == 5
     assert {c.value for c in wb["Data quality"]["A"][1:]} >= {"DQ-CODE-FORMAT", "DQ-NPI-CHECK-DIGIT"}
     items = {r[0].value: r[1].value for r in wb["Summary"].iter_rows(min_row=2)}
-    assert items["findings"] == "22" and items["reconciles"] == "yes"
+    assert items["findings"] == "29" and items["reconciles"] == "yes"
 
 
 class _Resources(HTMLParser):
@@ -84,7 +84,7 @@ def test_html_is_self_contained_and_shows_the_findings(sample_run):
 def test_history_new_recurring_resolved_and_diff(tmp_path):
     db = tmp_path / "w.duckdb"
     first = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "one", data_quality=False)
-    assert first["findings"]["total"] == 19 and first["history"]["previous_run_id"] is None
+    assert first["findings"]["total"] == 26 and first["history"]["previous_run_id"] is None
     fixed = pl.read_csv(SAMPLE, infer_schema=False).with_columns(
         # fix TIME-001 (CLM001302: bill 97110 x1) and MOD-001 (CLM001316: add GP)
         pl.when((pl.col("claim_id") == "CLM001302") & (pl.col("line_number") == "2")).then(pl.lit("1"))
@@ -99,16 +99,16 @@ def test_history_new_recurring_resolved_and_diff(tmp_path):
     second = pipeline.run_audit([second_input], db=db, out=tmp_path / "two", data_quality=False)
     h = second["history"]
     assert h["previous_run_id"] == first["run_id"] and h["scope"] == first["history"]["scope"]
-    assert (h["new"], h["recurring"], h["resolved"]) == (1, 17, 2)
+    assert (h["new"], h["recurring"], h["resolved"]) == (1, 24, 2)
     statuses = pl.read_parquet(tmp_path / "two" / "findings.parquet").group_by("status").len()
-    assert dict(statuses.iter_rows()) == {"new": 1, "recurring": 17}
+    assert dict(statuses.iter_rows()) == {"new": 1, "recurring": 24}
     html = (tmp_path / "two" / "report.html").read_text(encoding="utf-8")
     assert "Resolved since the previous run" in html and html.count("<svg") >= 6          # + 2 trend charts
 
     out = subprocess.run([sys.executable, "-m", "claimaudit", "diff", first["run_id"], second["run_id"], "--db", str(db)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "1 new, 17 recurring, 2 resolved" in out.stdout
+    assert "1 new, 24 recurring, 2 resolved" in out.stdout
     assert "DUP-001" in out.stdout and "TIME-001" in out.stdout and "MOD-001" in out.stdout
     # a different practice (other billing NPI) starts its own history
     other = tmp_path / "other.csv"

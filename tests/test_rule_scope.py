@@ -72,7 +72,8 @@ def test_every_finding_on_the_sample_fills_the_schema(tmp_path):
                 "recommended_action", "predicted_carc", "reference"]
     assert f.select(pl.col(required).null_count()).sum_horizontal().item() == 0
     unknown = f.filter(pl.col("amount_at_risk").is_null())["rule_id"].unique().to_list()
-    assert set(unknown) <= {"TIME-007", "REF-001"}           # unchecked lines: the amount is unknown
+    # unchecked lines: the amount is unknown; MOD-010 (eligible for review): nothing at risk
+    assert set(unknown) <= {"TIME-007", "REF-001", "MOD-010"}
     assert set(f["severity"]) <= set(SEVERITIES) and set(f["family"]) <= set(FAMILIES)
     ptp = f.filter(pl.col("family") == "ncci_ptp")
     assert ptp["related_code"].null_count() == 0

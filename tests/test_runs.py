@@ -96,7 +96,7 @@ def test_the_data_quality_worker_dies_with_its_audit_and_leaves_nothing(tmp_path
     assert workers() == []                                        # PR_SET_PDEATHSIG: gone with its parent
     started = time.monotonic()
     summary = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "next")      # no DuckDB lock error
-    assert summary["loaded"] == 635 and time.monotonic() - started < 120
+    assert summary["loaded"] == 664 and time.monotonic() - started < 120
     assert runs(db)[0][1] == "abandoned"
     assert leftovers(db, runs(db)[0][0]) == {}                                # its dq_batch view is gone too
     assert set(Path("/tmp").glob("claimaudit-dq-*")) == before                # nothing in the shared /tmp
@@ -129,7 +129,7 @@ def test_a_signal_in_the_middle_of_a_query_ends_with_one_line(tmp_path, big_extr
     assert (first, status, failure) == ("completed", "failed", words)
     assert leftovers(db, run_id) == {}
     with duckdb.connect(str(db), read_only=True) as con:                       # consistent, earlier run intact
-        assert con.execute("SELECT count(*) FROM claim_lines WHERE run_id = ?", [earlier]).fetchall()[0][0] == 636
+        assert con.execute("SELECT count(*) FROM claim_lines WHERE run_id = ?", [earlier]).fetchall()[0][0] == 665
     assert not (tmp_path / ".claimaudit-work").exists()                      # no spill folder left
 
 
@@ -229,12 +229,12 @@ def test_report_rerender_keeps_the_original_outputs_unchecked_lines_and_history(
 def test_the_quarantine_tells_one_story(tmp_path):
     summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
     (inputs,) = summary["inputs"]
-    assert (inputs["rows_read"], inputs["rows_loaded"], inputs["rows_quarantined"]) == (640, 635, 5)
-    assert (summary["loaded"], summary["quarantined"]) == (635, 5)
+    assert (inputs["rows_read"], inputs["rows_loaded"], inputs["rows_quarantined"]) == (669, 664, 5)
+    assert (summary["loaded"], summary["quarantined"]) == (664, 5)
     quarantine = pl.read_csv(tmp_path / "out" / "quarantine.csv", infer_schema=False)
     assert quarantine.height == 5 and quarantine["patient_id"].null_count() == 1   # original fields on every row
     html = (tmp_path / "out" / "report.html").read_text()
-    assert '<td class="num">635</td><td class="num">5</td>' in html
+    assert '<td class="num">664</td><td class="num">5</td>' in html
 
 
 def test_a_mistyped_path_fails_at_once_and_creates_nothing(tmp_path):

@@ -10,12 +10,13 @@ from conftest import REPO, SAMPLE
 EXPECTED = pl.read_csv(REPO / "data" / "sample" / "expected_findings.csv", infer_schema=False)
 IMPLEMENTED = {"DUP-001", "REF-001", "PTP-001", "PTP-002", "PTP-003", "MUE-001", "MUE-002", "TIME-001", "TIME-002",
                "TIME-003", "TIME-004", "TIME-005", "TIME-006", "TIME-007", "MOD-001", "MOD-002", "MOD-003",
-               "MOD-004", "MOD-008", "DQ-DOS-RANGE", "DQ-NPI-CHECK-DIGIT", "DQ-POS-CODE"}
+               "MOD-004", "MOD-005", "MOD-006", "MOD-007", "MOD-008", "MOD-009", "MOD-010", "COV-001",
+               "DQ-DOS-RANGE", "DQ-NPI-CHECK-DIGIT", "DQ-POS-CODE"}
 
 
 def test_sample_reconciles_and_matches_expected_findings(tmp_path):
     summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
-    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (640, 635, 5)
+    assert (summary["read"], summary["loaded"], summary["quarantined"]) == (669, 664, 5)
     # the ingest check (5 characters) and DQ-CODE-FORMAT (CPT/HCPCS shape) quarantine one defect under one reason
     assert summary["quarantine_reasons"] == {"bad_code_format": 2, "bad_date:date_of_service": 1,
                                              "missing_required:patient_id": 1, "non_positive_units": 1}

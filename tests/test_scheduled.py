@@ -67,7 +67,7 @@ def test_notification_carries_headline_numbers_and_no_claim_data(tmp_path):
         server.shutdown()
     message = json.loads(_Inbox.received[-1])
     text = message["title"] + "\n" + message["message"]
-    assert f"{summary['findings']['total']} findings" in text and "$598.31 at risk" in text
+    assert f"{summary['findings']['total']} findings" in text and "$829.32 at risk" in text
     assert f"{tmp_path / 'out'}/report.html" in text
     lines = pl.read_csv(SAMPLE, infer_schema=False)
     identifiers = set(lines["claim_id"]) | set(lines["patient_id"].drop_nulls()) | set(lines["rendering_npi"])
@@ -125,7 +125,7 @@ def test_served_deployment_runs_on_a_real_prefect_server(tmp_path):
         assert len(folders) == 1
         summary = json.loads((folders[0] / "summary.json").read_text())
         assert summary["landing"]["files_new"] == [str(land / "extract.csv")]
-        assert summary["read"] == 640 and summary["reconciled"]
+        assert summary["read"] == 669 and summary["reconciled"]
         assert (folders[0] / "report.html").exists()
     finally:
         for proc in (served, server):

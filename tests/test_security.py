@@ -268,6 +268,6 @@ def test_purge_removes_a_clients_claim_data_from_the_warehouse_file(tmp_path):
     assert not (tmp_path / "a").exists() and (tmp_path / "b" / "report.html").exists()
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT run_id FROM runs").fetchall() == [(kept["run_id"],)]
-        assert con.execute("SELECT count(*) FROM claim_lines").fetchall() == [(636,)]
+        assert con.execute("SELECT count(*) FROM claim_lines").fetchall() == [(665,)]
     again = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "c", scope="client-b", data_quality=False)
     assert again["history"]["previous_run_id"] == kept["run_id"]      # the rewritten warehouse works on

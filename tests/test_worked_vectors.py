@@ -2,11 +2,12 @@
 
 Each test asserts the complete set of findings of its day (rule, claim, line): nothing missing and
 nothing extra. Reference rows are the vectors' FIXTURE rows in the CMS layouts, so no test depends
-on the starter set or on a live CMS file. KX (TV-17), CQ/CO de minimis (TV-16a/d), AT and chiropractic
-coverage (TV-18a/b) and 97014 (TV-19) belong to later rule families; their other parts are tested.
+on the starter set or on a live CMS file. KX thresholds are the bundled table (data/reference).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -190,6 +191,71 @@ def test_tv15_discipline_and_modifier_count(run, code, mods, expected):
 def test_tv16_cq_co_pairing(run, code, mods, expected):
     f = run(line("C1", 1, code, *mods, units=2, minutes=25, dos="2023-05-10"))
     assert {k[0] for k in keys(f)} == expected
+
+
+@pytest.mark.parametrize("case, row, expected", [
+    # (a) the PTA alone furnished 25 minutes of 97110, billed GP x2 without CQ
+    ("a", line("C1", 1, "97110", "GP", units=2, minutes=25, assistant=25, dos="2023-05-10"), {"MOD-005"}),
+    ("c", line("C1", 1, "97110", "GP", "CQ", units=2, minutes=25, assistant=25, dos="2023-05-10"), set()),
+    # (d) PT 14 minutes, PTA 1 minute of a single unit: de minimis (1/15 is not more than 10%)
+    ("d", line("C1", 1, "97110", "GP", units=1, minutes=15, assistant=1, dos="2023-05-10"), set()),
+    ("OT without CO", line("C1", 1, "97530", "GO", units=1, minutes=15, assistant=15, dos="2023-05-10"), {"MOD-005"}),
+    ("SLP: no assistant modifier", line("C1", 1, "92507", "GN", assistant=20, minutes=30, dos="2023-05-10"), set()),
+    ("before 2020", line("C1", 1, "97110", "GP", units=2, minutes=25, assistant=25, dos="2019-12-30"), set()),
+])
+def test_tv16_assistant_de_minimis(run, case, row, expected):
+    f = run(row)
+    assert {k[0] for k in keys(f)} == expected, case
+    if expected:
+        (hit,) = f.to_dicts()
+        assert float(hit["amount_at_risk"]) == 7.5                           # 15% of $50.00: paid at 85%
+        assert hit["predicted_carc"].startswith("none at submission")
+
+
+def test_tv16_assistant_before_2022_is_not_yet_a_payment_cut(run):
+    f = run(line("C1", 1, "97110", "GP", units=2, minutes=25, assistant=25, dos="2021-06-01"))
+    assert keys(f) == {("MOD-005", "C1", 1)} and float(f["amount_at_risk"].item()) == 0.0
+
+
+def _ytd(tmp_path, *rows) -> Path:
+    path = tmp_path / "ytd.csv"
+    path.write_text("patient_id,year,pt_slp_amount,ot_amount\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_tv17_kx_threshold_2025_and_its_2026_variant(tmp_path):
+    ytd = _ytd(tmp_path, "P1,2025,2380.00,500.00", "P1,2026,2380.00,500.00")
+    for year, expected in (("2025", {("MOD-006", "C1", 1)}), ("2026", set())):  # $2,410 in 2025; $2,480 in 2026
+        rows = [line("C1", 1, "97110", "GP", units=2, minutes=30, allowed="60.00", dos=f"{year}-06-02"),
+                line("C2", 1, "97530", "GO", units=1, minutes=15, allowed="60.00", dos=f"{year}-06-02")]  # OT: $560
+        f = audit_lines(tmp_path, *rows, name=f"kx{year}", therapy_ytd=ytd)
+        assert keys(f) == expected, year
+    (hit,) = audit_lines(tmp_path, line("C1", 1, "97110", "GP", units=2, minutes=30, allowed="60.00", dos="2025-06-02"),
+                         name="kx-detail", therapy_ytd=ytd).to_dicts()
+    assert hit["expected"] == "KX (2025 PT+SLP therapy total $2,440.00 > KX threshold $2,410.00)"
+    assert hit["actual"] == "no KX" and float(hit["amount_at_risk"]) == 60.0 and hit["related_code"] == "PT+SLP"
+    assert "(from a prior year-to-date $2,380.00)" in hit["message"]
+    with_kx = audit_lines(tmp_path, line("C1", 1, "97110", "GP", "KX", units=2, minutes=30, allowed="60.00",
+                                         dos="2025-06-02"), name="kx-kx", therapy_ytd=ytd)
+    assert keys(with_kx) == set()
+
+
+def test_tv18_medicare_chiropractic(run):
+    # (a) CMT without AT
+    assert keys(run(line("C1", 1, "98941", dos=D, discipline="DC"))) == {("MOD-007", "C1", 1)}
+    for mod in ("AT", "GA", "GZ"):
+        assert keys(run(line("C1", 1, "98941", mod, dos=D, discipline="DC"))) == set(), mod
+    # (b) 97140 from a chiropractor is not covered by Medicare (COV-001); the fixture's 98941/97140 edit
+    # (TV-18c) also applies on this day, as it would on a real claim
+    f = run(line("C1", 1, "98941", "AT", dos=D, discipline="DC"),
+            line("C1", 2, "97140", "GP", minutes=10, dos=D, discipline="DC"))
+    assert keys(f) == {("COV-001", "C1", 2), ("PTP-002", "C1", 2)}
+    assert keys(run(line("C1", 1, "97140", "GP", "GY", minutes=10, dos=D, discipline="DC"))) == set()
+
+
+def test_tv19_97014_is_g0283_under_medicare(run):
+    assert keys(run(line("C1", 1, "97014", "GP", dos=D))) == {("MOD-009", "C1", 1)}
+    assert keys(run(line("C1", 1, "97014", "GP", dos=D, profile="commercial_cpt"))) == set()
 
 
 def test_tv18c_commercial_cmt_with_manual_therapy(run):

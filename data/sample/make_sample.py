@@ -27,7 +27,7 @@ HEADER = ["claim_id", "line_number", "patient_id", "rendering_npi", "billing_npi
           "provider_discipline", "assistant_minutes"]
 FEE = {"97110": 52, "97112": 55, "97116": 48, "97140": 50, "97530": 58, "97535": 54, "97035": 30,
        "97161": 160, "97162": 175, "97163": 190, "97165": 165, "97166": 180, "97167": 195, "G0283": 28,
-       "97014": 28, "29581": 90, "97164": 110}
+       "97014": 28, "29581": 90, "97164": 110, "98941": 45}
 PAYERS = [("MEDICARE PART B", "medicare")] * 3 + [("BLUE CROSS PPO", "commercial_cpt"),
                                                   ("AETNA", "commercial_cpt"), ("UNITED HEALTHCARE", "commercial_cpt")]
 DX = ["M54.50", "M25.561", "M75.101", "S83.511A", "M17.11", "G81.91", "M62.81", "R26.89", "I69.351"]
@@ -79,12 +79,12 @@ def units_cpt(minutes: dict[str, int]) -> dict[str, int]:
 
 def add_claim(patient: str, therapist: tuple[str, str], payer: tuple[str, str], dos: date,
               lines: list[tuple], note: str | None = None) -> str:
-    """lines: (code, modifiers, units, minutes) -> rows; returns the claim id."""
+    """lines: (code, modifiers, units, minutes[, assistant minutes]) -> rows; returns the claim id."""
     global claim_seq
     claim_seq += 1
     claim_id = f"CLM{claim_seq:06d}"
     dx = ";".join(rng.sample(DX, 2))
-    for i, (code, mods, units, minutes) in enumerate(lines, start=1):
+    for i, (code, mods, units, minutes, *assistant) in enumerate(lines, start=1):
         mods = list(mods) + [""] * (4 - len(mods))
         charge = FEE.get(code, 40) * units
         medicare = payer[1] == "medicare"
@@ -96,7 +96,7 @@ def add_claim(patient: str, therapist: tuple[str, str], payer: tuple[str, str], 
                      "minutes": "" if minutes is None else minutes, "charge_amount": f"{charge:.2f}",
                      "allowed_amount": allowed if allowed == "" else f"{allowed:.2f}",
                      "place_of_service": "11", "diagnosis_codes": dx, "provider_discipline": therapist[1],
-                     "assistant_minutes": ""})
+                     "assistant_minutes": assistant[0] if assistant else ""})
     return claim_id
 
 
@@ -186,8 +186,9 @@ ca = add_claim("PT20018", PTX, MCR, err_day(22), [("97110", ["GP"], 1, 15)])
 cb = add_claim("PT20018", PTX, MCR, err_day(22), [("97110", ["GP"], 1, 15)])
 expect("DUP-001", cb, 1, note="the same service billed again on a second claim")
 c = add_claim("PT20019", PTX, MCR, date(1999, 8, 24), [("97110", ["GP"], 1, 15)])
-expect("REF-001", c, 1, "", note="DOS keyed as 1999 (typo): no MUE file covers it (PTP rows carry history "
+expect("REF-001", c, 1, "mue", note="DOS keyed as 1999 (typo): no MUE file covers it (PTP rows carry history "
        "back to 1996, so PTP is checked)")
+expect("REF-001", c, 1, "kx", note="the same line: no KX threshold is known for 1999 (unchecked for MOD-006)")
 
 expect("DQ-DOS-RANGE", c, 1, "", note="data quality (warning): DOS before 2000")
 
@@ -212,6 +213,34 @@ for r in rows:
             r["date_of_service"] = "2026-08-32"                   # bad_date:date_of_service
         if r["line_number"] == 4:
             r["units"] = 0                                        # non_positive_units
+
+# ---------------------------------------------------------------- catalogue v2: Medicare policies
+c = add_claim("PT20024", PTX, MCR, err_day(29), [("97110", ["GP"], 2, 25, 25)])
+expect("MOD-005", c, 1, note="TV-16a: the PT assistant furnished all 25 minutes and the line has no CQ (paid at 85%: "
+       "15% at risk)")
+CHIRO = (npi("187654329"), "DC")
+c = add_claim("PT20025", CHIRO, MCR, err_day(30), [("98941", [], 1, None)])
+expect("MOD-007", c, 1, note="TV-18a: chiropractic manipulation without AT is maintenance care")
+c = add_claim("PT20026", CHIRO, MCR, err_day(31), [("98941", ["AT"], 1, None), ("97110", ["GP"], 1, 10)])
+expect("COV-001", c, 2, note="TV-18b: Medicare covers only 98940-98942 from a chiropractor")
+c = add_claim("PT20027", PTX, MCR, err_day(32), [("97014", ["GP"], 1, None)])
+expect("MOD-009", c, 1, note="TV-19: Medicare does not recognize 97014 (bill G0283)")
+# an intensive post-surgical course: 2 hours a week, $272.80 allowed a visit, past the 2026 KX threshold
+# ($2,480) on the 10th visit and past the $3,000 targeted-review threshold on the 11th
+day, total = date(2026, 3, 2), 0.0
+for visit in range(12):
+    lines = [("97110", ["GP", "KX"] if visit >= 9 else ["GP"], 4, 60),
+             ("97530", ["GP", "KX"] if visit >= 10 else ["GP"], 4, 60)]
+    c = add_claim("PT20028", PTX, MCR, day, lines)
+    for n, (code, mods, units, _) in enumerate(lines, start=1):
+        before, total = total, total + round(FEE[code] * units * 0.62, 2)
+        if total > 2480 and "KX" not in mods:
+            expect("MOD-006", c, n, "PT+SLP", note=f"the 2026 PT+SLP therapy total reaches ${total:,.2f} (> $2,480) "
+                   "and the line has no KX")
+        if before <= 3000 < total:
+            expect("MOD-010", c, n, "PT+SLP", note=f"the 2026 PT+SLP total passes $3,000 (${total:,.2f}): "
+                   "eligible for targeted medical review")
+    day += timedelta(days=7)
 
 rows.sort(key=lambda r: (r["date_of_service"], r["claim_id"], r["line_number"]))
 with (HERE / "claims.csv").open("w", newline="") as fh:
