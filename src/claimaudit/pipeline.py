@@ -288,6 +288,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
     started = time.perf_counter()
     timings = dict(timings or {})
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     with connect(db) as con:
         _write_quarantine(con, run_id, out / "quarantine.csv")
         findings = con.sql(f"SELECT * FROM findings WHERE run_id = ? ORDER BY {FINDINGS_ORDER}", params=[run_id]).pl()
