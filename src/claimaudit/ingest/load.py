@@ -54,8 +54,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, run_id: str, inputs: list[str | 
                 canonical: Mapping, default_profile: str, known_profiles: set[str], keys_per_file: bool = False,
                 allow_unmapped: bool = False) -> Loaded:
     """Read, type and load ``inputs`` for ``run_id``. The caller owns the transaction."""
-    for path in inputs:                       # every path checked before anything is read
-        file_format(Path(path))
+    check_inputs(inputs)                      # every path checked before anything is read
     normalize.prepare(con, mapping, known_profiles)
     raws: list[RawFile] = []
     reports: dict[int, list[dict]] = {}
@@ -69,51 +68,34 @@ def load_inputs(con: duckdb.DuckDBPyConnection, run_id: str, inputs: list[str | 
         if holding and not allow_unmapped:
             raise unmapped_error(raw.path, holding, spec, raw.header)
 
-    parts, params = [], {"run_id": run_id}
-    for raw in raws:
-        spec = canonical if raw.file_format == "x12-837" else mapping
-        sql, p = normalize.typed_sql(raw, spec, default_profile=default_profile, prefix=f"f{raw.file_index}")
-        parts.append(sql)
-        params.update(p)
-    key = "claim_id, line_number, file_index" if keys_per_file else "claim_id, line_number"
-    # a later occurrence of a line key (in input order) is quarantined: the line is audited once
-    typed = f"""
-        CREATE OR REPLACE TEMP TABLE ingest_typed AS
-        SELECT * REPLACE (CASE WHEN reason IS NULL AND row_number() OVER (
-                                   PARTITION BY reason IS NULL, {key} ORDER BY file_index, source_row) > 1
-                               THEN 'duplicate_claim_line' ELSE reason END AS reason)
-        FROM ({' UNION ALL '.join(parts)})"""
-    con.execute(typed, used(typed, params))
-
     for table in ("claim_lines", "quarantine", "run_inputs"):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-    columns = ", ".join(c for c in CLAIM_LINE_COLUMNS)
-    con.execute(f"INSERT INTO claim_lines BY NAME SELECT $run_id AS run_id, {columns} FROM ingest_typed "
-                "WHERE reason IS NULL", {"run_id": run_id})
-    per_file = {r[0]: r[1:] for r in con.execute("""
-        SELECT file_index, count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL)
-        FROM ingest_typed GROUP BY 1""").fetchall()}
+    # Each file: one typing pass straight into claim_lines (no typed copy of the extract anywhere).
+    # The records it did not load are found by their row and typed again, alone, for their reason.
+    columns = ", ".join(CLAIM_LINE_COLUMNS)
     for raw in raws:
-        if not per_file.get(raw.file_index, (0, 0))[1]:
-            continue                            # nothing of this file's records to quarantine
-        keys = _record_keys(raw)
-        pairs = ", ".join(f"$k{i}, r.c{i}" for i in range(1, len(keys) + 1))
-        sql = f"""INSERT INTO quarantine
-                  SELECT $run, t.source_file, t.source_row, t.reason, json_object({pairs})
-                  FROM ingest_typed t JOIN {raw_rows_sql(raw)} r ON r.ord = t.ord
-                  WHERE t.file_index = $file AND t.reason IS NOT NULL"""
-        con.execute(sql, used(sql, {"run": run_id, "run_id": run_id, "file": raw.file_index,
-                                    **{f"k{i}": k for i, k in enumerate(keys, start=1)}}))
+        spec = canonical if raw.file_format == "x12-837" else mapping
+        sql, params = normalize.typed_sql(raw, spec, default_profile=default_profile, prefix=f"f{raw.file_index}")
+        insert = (f"INSERT INTO claim_lines BY NAME SELECT $run_id AS run_id, {columns} FROM ({sql}) "
+                  "WHERE reason IS NULL")
+        loaded = con.execute(insert, used(insert, {**params, "run_id": run_id})).fetchall()[0][0]
+        if loaded < raw.records:
+            _quarantine_typed(con, raw, spec, run_id, default_profile)
+    _quarantine_duplicates(con, run_id, raws, keys_per_file)
     con.execute("""INSERT INTO quarantine
                    SELECT $run_id, i.source_file, g.line, g.reason, json_object('raw_record', g.raw_record)
                    FROM ingest_gaps g JOIN (SELECT UNNEST($files) AS source_file, UNNEST($indexes) AS file_index) i
                      USING (file_index)
                    WHERE g.run_id = $run_id AND g.is_record""",
                 {"run_id": run_id, "files": [r.source_file for r in raws], "indexes": [r.file_index for r in raws]})
+    # counted from the tables, not from the steps above: read = loaded + quarantined is a real check
+    loaded_by = dict(con.execute("SELECT source_file, count(*) FROM claim_lines WHERE run_id = ? GROUP BY 1",
+                                 [run_id]).fetchall())
+    quarantined_by = dict(con.execute("SELECT source_file, count(*) FROM quarantine WHERE run_id = ? GROUP BY 1",
+                                      [run_id]).fetchall())
     result = Loaded(0, 0, 0)
     for raw in raws:
-        loaded, typed_bad = per_file.get(raw.file_index, (0, 0))
-        quarantined = typed_bad + raw.rejects
+        loaded, quarantined = loaded_by.get(raw.source_file, 0), quarantined_by.get(raw.source_file, 0)
         info = {"source_file": raw.source_file, "path": str(raw.path.resolve()), "sha256": raw.sha256,
                 "bytes": raw.bytes, "file_format": raw.file_format, "rows_read": raw.rows_read,
                 "rows_loaded": loaded, "rows_quarantined": quarantined, "warnings": raw.warnings}
@@ -136,29 +118,95 @@ def load_inputs(con: duckdb.DuckDBPyConnection, run_id: str, inputs: list[str | 
                     [run_id, info["source_file"], info["path"], raw.sha256, raw.bytes, raw.file_format,
                      raw.rows_read, loaded, quarantined, json.dumps(raw.warnings), raw.file_index, raw.table,
                      raw.first_row, raw.has_src_row, json.dumps(report)])
-    con.execute("DROP TABLE IF EXISTS temp.ingest_typed")
     if result.read != result.loaded + result.quarantined:      # a bug, never a data problem: stop loudly
         raise ClaimAuditError(f"internal error: read {result.read} rows but loaded {result.loaded} "
                               f"+ quarantined {result.quarantined}")
     return result
 
 
+def _record_json(raw: RawFile) -> tuple[str, dict]:
+    """json_object of a raw record's original fields (header names as keys), over alias ``r``."""
+    keys = _record_keys(raw)
+    return (f"json_object({', '.join(f'$k{i}, r.c{i}' for i in range(1, len(keys) + 1))})",
+            {f"k{i}": k for i, k in enumerate(keys, start=1)})
+
+
+def _quarantine_typed(con: duckdb.DuckDBPyConnection, raw: RawFile, spec: Mapping, run_id: str,
+                      default_profile: str) -> int:
+    """The records of ``raw`` that the typing pass did not load: quarantined with their reason (the
+    typing query run again on them alone) and their original fields. Returns how many."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ingest_unloaded AS
+                   SELECT r.ord FROM {raw_rows_sql(raw)} r
+                   ANTI JOIN (SELECT source_row FROM claim_lines WHERE run_id = $run_id AND source_file = $source) l
+                     ON l.source_row = r.src_row""",
+                {"run_id": run_id, "source": raw.source_file})
+    sql, params = normalize.typed_sql(raw, spec, default_profile=default_profile, prefix=f"f{raw.file_index}",
+                                      only="ord IN (SELECT ord FROM ingest_unloaded)")
+    record, keys = _record_json(raw)
+    insert = f"""INSERT INTO quarantine
+                 SELECT $run_id, t.source_file, t.source_row, t.reason, {record}
+                 FROM ({sql}) t JOIN {raw_rows_sql(raw)} r ON r.ord = t.ord
+                 WHERE r.ord IN (SELECT ord FROM ingest_unloaded)"""
+    n = con.execute(insert, used(insert, {**params, **keys, "run_id": run_id})).fetchall()[0][0]
+    expected = con.execute("SELECT count(*) FROM ingest_unloaded").fetchall()[0][0]
+    con.execute("DROP TABLE IF EXISTS temp.ingest_unloaded")
+    if n != expected:       # a record neither loaded nor given a reason: a bug, never a data problem
+        raise ClaimAuditError(f"internal error: {raw.path}: {expected} record(s) not loaded, {n} quarantined")
+    return n
+
+
+def _quarantine_duplicates(con: duckdb.DuckDBPyConnection, run_id: str, raws: list[RawFile],
+                           keys_per_file: bool) -> dict[int, int]:
+    """A later occurrence of a loaded line's key (in input order) moves to quarantine as
+    ``duplicate_claim_line``: the line is audited once. Found by a grouped count (the keys that occur
+    more than once), so only those keys are ranked. Returns the number moved per file index."""
+    files = [r.source_file for r in raws]
+    key = "claim_id, line_number" + (", source_file" if keys_per_file else "")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE ingest_duplicates AS
+                    SELECT source_file, source_row, list_position($files, source_file) - 1 AS file_index FROM (
+                        SELECT source_file, source_row, row_number() OVER (
+                                   PARTITION BY {key} ORDER BY list_position($files, source_file), source_row) AS n
+                        FROM claim_lines l
+                        SEMI JOIN (SELECT {key} FROM claim_lines WHERE run_id = $run_id
+                                   GROUP BY ALL HAVING count(*) > 1) k USING ({key})
+                        WHERE l.run_id = $run_id)
+                    WHERE n > 1""", {"run_id": run_id, "files": files})
+    counts = dict(con.execute("SELECT file_index, count(*) FROM ingest_duplicates GROUP BY 1").fetchall())
+    for raw in raws:
+        if not counts.get(raw.file_index):
+            continue
+        record, keys = _record_json(raw)
+        insert = f"""INSERT INTO quarantine
+                     SELECT $run_id, d.source_file, d.source_row, 'duplicate_claim_line', {record}
+                     FROM ingest_duplicates d JOIN {raw_rows_sql(raw)} r ON r.src_row = d.source_row
+                     WHERE d.file_index = $file"""
+        con.execute(insert, used(insert, {**keys, "run_id": run_id, "file": raw.file_index}))
+    if counts:
+        con.execute("""DELETE FROM claim_lines WHERE run_id = ? AND (source_file, source_row) IN
+                       (SELECT (source_file, source_row) FROM ingest_duplicates)""", [run_id])
+    con.execute("DROP TABLE IF EXISTS temp.ingest_duplicates")
+    return counts
+
+
 def raw_files(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
     """The run's raw tables that still exist (kept until the data-quality step has run)."""
-    rows = con.execute("""SELECT i.source_file, i.file_index, i.raw_table, i.first_row, i.has_src_row, i.columns
+    rows = con.execute("""SELECT i.source_file, i.file_index, i.raw_table, i.first_row, i.has_src_row, i.columns,
+                                 (SELECT count(*) FROM ingest_gaps g WHERE g.run_id = i.run_id
+                                                                       AND g.file_index = i.file_index)
                           FROM run_inputs i JOIN duckdb_tables() t ON t.table_name = i.raw_table
                           WHERE i.run_id = ? AND t.schema_name = 'main' ORDER BY i.file_index""",
                        [run_id]).fetchall()
     return [{"source_file": r[0], "file_index": r[1], "raw_table": r[2], "first_row": r[3], "has_src_row": r[4],
-             "keys": [c["name"] or f"(column {c['position']})" for c in json.loads(r[5] or "[]")]}
+             "keys": [c["name"] or f"(column {c['position']})" for c in json.loads(r[5] or "[]")], "gaps": r[6]}
             for r in rows if _RAW_TABLE.match(r[2] or "")]
 
 
-def original_record_sql(raw: dict) -> tuple[str, dict]:
-    """SELECT src_row, record (the original fields as JSON, header names as keys) of one raw table."""
+def original_record_sql(raw: dict, rows: str) -> tuple[str, dict]:
+    """SELECT src_row, record (the original fields as JSON, header names as keys) of one raw table's
+    records whose src_row is in ``rows`` (a fixed subquery): the JSON is built for those alone."""
     pairs = ", ".join(f"$k{i}, c{i}" for i in range(1, len(raw["keys"]) + 1))
-    return (f"SELECT src_row, json_object({pairs}) AS record FROM {raw_rows_sql(raw, '$run_id')}",
-            {f"k{i}": k for i, k in enumerate(raw["keys"], start=1)})
+    return (f"SELECT src_row, json_object({pairs}) AS record FROM {raw_rows_sql(raw, '$run_id')} "
+            f"WHERE src_row IN ({rows})", {f"k{i}": k for i, k in enumerate(raw["keys"], start=1)})
 
 
 def drop_raw(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> int:
@@ -180,9 +228,16 @@ def drop_raw(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> int:
 
 def check_inputs(inputs: list[str | Path]) -> None:
     """Fail fast, before anything is started or created, on a file that cannot be read at all
-    (missing, a folder, empty, of no type claimaudit reads)."""
+    (missing, a folder, empty, of no type claimaudit reads) or that is named twice."""
+    from claimaudit.errors import InputError
+
+    seen: dict[Path, str] = {}
     for path in inputs:
         file_format(Path(path))
+        key = Path(path).resolve()
+        if key in seen:
+            raise InputError(f"{path}: named twice (as {seen[key]} too): give each file once")
+        seen[key] = str(path)
 
 
 YTD_COLUMNS = ("patient_id", "year", "pt_slp_amount", "ot_amount")

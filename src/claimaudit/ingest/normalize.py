@@ -93,8 +93,10 @@ class _Query:
         return f"CASE WHEN {fast} IS NOT NULL THEN {fast} ELSE coalesce({', '.join(one_by_one)}) END"
 
 
-def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: str) -> tuple[str, dict]:
-    """One file's SELECT: file_index, ord, source_file, source_row, the canonical columns, reason."""
+def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: str,
+              only: str | None = None) -> tuple[str, dict]:
+    """One file's SELECT: file_index, ord, source_file, source_row, the canonical columns, reason.
+    ``only``: a fixed predicate on the raw records' ``ord`` (the records to type)."""
     q = _Query(raw, mapping, prefix)
     t = {c: q.text(c) for c in SOURCE_COLUMNS}
     mod_sources = [mapping.modifier_column] if mapping.modifier_column else mapping.modifier_columns
@@ -163,8 +165,7 @@ def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: s
                ca_unfloat(t_rendering_npi) AS rendering_npi,
                ca_unfloat(t_billing_npi) AS billing_npi,
                t_payer AS payer,
-               coalesce(lower(t_profile), (SELECT profile FROM ca_payer_map WHERE payer_key = upper(t_payer)),
-                        {default}) AS profile,
+               coalesce(lower(t_profile), pm_profile, {default}) AS profile,
                {q.date('t_date_of_service', 'date_of_service')} AS date_of_service,
                upper(t_procedure_code) AS procedure_code,
                t_modifiers AS modifiers,
@@ -184,8 +185,8 @@ def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: s
                       replace(replace(t_allowed_amount, '$', ''), ',', '') AS n_allowed_amount
             FROM (SELECT ord, src_row AS source_row, {', '.join(f'{expr} AS t_{name}' for name, expr in t.items())},
                          {modifiers} AS t_modifiers, {diagnoses} AS t_diagnosis_codes
-                  FROM {raw_rows_sql(raw, '$run_id')})
-        )
+                  FROM {raw_rows_sql(raw, '$run_id')}{f' WHERE {only}' if only else ''})
+        ) LEFT JOIN (SELECT payer_key AS pm_key, profile AS pm_profile FROM ca_payer_map) ON pm_key = upper(t_payer)
     )"""
     return sql, q.params
 

@@ -21,7 +21,6 @@ import codecs
 import contextlib
 import hashlib
 import io
-import mmap
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ class RawFile:
     rejects: int = 0              # records the parser could not split (in ingest_gaps)
     first_row: int = 2            # spreadsheet row of the first record (tabular formats)
     has_src_row: bool = False     # X12: the raw table carries each record's own position
+    gaps: int = 0                 # rows of ingest_gaps (rejected records, blank lines) of this file
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -185,23 +185,28 @@ def _csv_header(path: Path, mapping: Mapping) -> tuple[Header, str]:
     return find_header(_rows(text, best), mapping, path), best
 
 
-def blank_lines(path: Path, after_line: int) -> list[int]:
-    """Line numbers (1-based) of the empty lines after ``after_line``: DuckDB skips them, a spreadsheet
-    counts them. A byte scan (memchr speed); most files have none."""
-    found: set[int] = set()
+def scan_file(path: Path, blanks_after: int | None = None, block_size: int = 1 << 23) -> tuple[str, list[int]]:
+    """One pass over the file's bytes: its SHA-256 and, when ``blanks_after`` is given, the line numbers
+    (1-based) of the empty lines after that line (DuckDB skips them, a spreadsheet counts them). Runs
+    in a thread next to DuckDB's read (hashing releases the GIL); most files have no blank lines."""
+    digest, found, line, tail = hashlib.sha256(), set(), 1, b""
     with path.open("rb") as fh:
-        if fh.seek(0, 2) == 0:
-            return []
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        while block := fh.read(block_size):
+            digest.update(block)
+            if blanks_after is None:
+                continue
+            data = tail + block                        # the last bytes before: a pattern may straddle blocks
             for pattern in (b"\n\n", b"\n\r\n"):
-                line, counted, pos = 1, 0, mm.find(pattern)
+                pos = data.find(pattern)
                 while pos != -1:
-                    line += mm[counted:pos + 1].count(b"\n")     # the blank line starts at pos + 1
-                    counted = pos + 1
-                    if line > after_line:
-                        found.add(line)
-                    pos = mm.find(pattern, pos + 1)
-    return sorted(found)
+                    if pos + len(pattern) > len(tail):  # not wholly inside the tail (seen with the last block)
+                        blank = line + data.count(b"\n", 0, pos + 1)     # the blank line starts at pos + 1
+                        if blank > blanks_after:
+                            found.add(blank)
+                    pos = data.find(pattern, pos + 1)
+            line += data.count(b"\n", 0, len(data) - 2)
+            tail = data[-2:]
+    return digest.hexdigest(), sorted(found)
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, run_id: str) -> None:
@@ -210,6 +215,11 @@ def _load_csv(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, ru
     raw.warnings += header.warnings
     options = dict(path=str(raw.path), skip=header.row, delim=delimiter,
                    encoding=_DUCKDB_ENCODING[mapping.encoding])
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)              # hash and blank-line scan while DuckDB parses
+    scanned = pool.submit(scan_file, raw.path, header.row)
+    pool.shutdown(wait=False)
     try:
         con.execute(f"""CREATE TABLE {raw.table} AS SELECT * FROM read_csv($path, header = false, skip = $skip,
                             columns = {_columns_struct(len(header.columns))}, delim = $delim, quote = '"',
@@ -228,19 +238,22 @@ def _load_csv(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, ru
         for table in ("reject_errors", "reject_scans"):
             with contextlib.suppress(duckdb.Error):        # never hide the failure that got us here
                 con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        blanks: list[int] = []
+        with contextlib.suppress(OSError):            # then load_raw hashes the file again and says why not
+            raw.sha256, blanks = scanned.result()
     bad_encoding = rejects.filter(pl.col("error").str.contains("ENCODING"))
     if bad_encoding.height:
         raise InputError(f"{raw.path}: not {mapping.encoding} text at line {bad_encoding['line'][0]} (wrong "
                          "encoding? set format.encoding in the mapping, e.g. latin-1)")
     gaps = rejects.select(pl.lit(run_id).alias("run_id"), pl.lit(raw.file_index).alias("file_index"), "line",
                           "raw_record", pl.lit("unparseable_row").alias("reason"), pl.lit(True).alias("is_record"))
-    blanks = blank_lines(raw.path, header.row)
     if blanks:
         gaps = pl.concat([gaps, pl.DataFrame({"run_id": run_id, "file_index": raw.file_index, "line": blanks,
                                               "raw_record": None, "reason": None, "is_record": False},
                                              schema=gaps.schema)])
     if gaps.height:
         con.execute("INSERT INTO ingest_gaps BY NAME SELECT * FROM gaps")
+    raw.gaps = gaps.height
     raw.rejects = rejects.height
     raw.records = con.execute(f"SELECT count(*) FROM {raw.table}").fetchall()[0][0]
     with raw.path.open("rb") as fh:
@@ -306,6 +319,7 @@ def _load_xlsx(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, r
                             schema={"run_id": pl.String, "file_index": pl.Int64, "line": pl.Int64,
                                     "raw_record": pl.String, "reason": pl.String, "is_record": pl.Boolean})
         con.execute("INSERT INTO ingest_gaps BY NAME SELECT * FROM gaps")
+        raw.gaps = empty.len()
     raw.records = data.height
 
 
@@ -371,6 +385,7 @@ def _load_x12(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, ru
                                   pl.col("error").alias("reason"), pl.lit(True).alias("is_record"))
             con.execute("INSERT INTO ingest_gaps BY NAME SELECT * FROM gaps")
             raw.rejects += rejects.height
+            raw.gaps += rejects.height
     raw.warnings += warnings
 
 
@@ -382,9 +397,11 @@ def load_raw(con: duckdb.DuckDBPyConnection, path: str | Path, mapping: Mapping,
     """Load one extract as text into its raw table. One clear InputError if it cannot be read at all."""
     path = Path(path)
     fmt = file_format(path)
-    raw = RawFile(path, source_file, file_index, "x12-837" if fmt == "x12" else fmt, sha256_file(path),
+    raw = RawFile(path, source_file, file_index, "x12-837" if fmt == "x12" else fmt, "",
                   path.stat().st_size, raw_table(run_id, file_index), header=None)  # type: ignore[arg-type]
     _LOADERS[fmt](con, raw, mapping, run_id)
+    if not raw.sha256:                       # the CSV reader hashes the file while DuckDB parses it
+        raw.sha256 = sha256_file(path)
     return raw
 
 
@@ -400,11 +417,14 @@ def raw_rows_sql(raw: RawFile | dict, run_id_param: str = "$run_id") -> str:
     index = raw.file_index if isinstance(raw, RawFile) else raw["file_index"]
     first = raw.first_row if isinstance(raw, RawFile) else raw["first_row"]
     src_row = raw.has_src_row if isinstance(raw, RawFile) else raw["has_src_row"]
+    gaps = raw.gaps if isinstance(raw, RawFile) else raw["gaps"]
     # a record's position: rowids run on from the table's first (inside the loading transaction DuckDB
     # numbers a new table's rows from its transaction-local base, afterwards from 0)
     base = f"(SELECT rowid - (SELECT min(rowid) FROM {table}) AS ord, * FROM {table})"
     if src_row:
         return base
+    if not gaps:                  # the usual file: no rejected records, no blank lines (no join to pay for)
+        return f"(SELECT *, ord + {int(first)} AS src_row FROM {base})"
     # row = first row + ordinal + the rejected records and blank lines before it. Gap j (in row order)
     # sits after (row_j - first - (j - 1)) good records: an ASOF join finds how many gaps precede each record.
     return f"""(SELECT r.*, r.ord + {int(first)} + coalesce(g.n, 0) AS src_row

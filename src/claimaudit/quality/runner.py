@@ -157,7 +157,7 @@ def _quarantine_blocking(con, run_id: str, reasons: dict[str, str]) -> int:
                    FROM claim_lines l JOIN blocked b USING (claim_id, line_number)
                    WHERE l.run_id = ?""", [run_id])
     for raw in raw_files(con, run_id):
-        sql, params = original_record_sql(raw)
+        sql, params = original_record_sql(raw, "SELECT source_row FROM blocked_lines WHERE source_file = $source")
         update = f"""UPDATE blocked_lines SET record = o.record FROM ({sql}) o
                      WHERE blocked_lines.source_file = $source AND blocked_lines.source_row = o.src_row"""
         con.execute(update, used(update, {**params, "run_id": run_id, "source": raw["source_file"]}))
