@@ -5,7 +5,12 @@
 --                  in force, or the one in force is incomplete) and why it is unchecked
 -- getvariable('run_id') is set by the runner.
 
-CREATE OR REPLACE TEMP TABLE audit_lines AS
+-- mods_in(m, wanted): the elements of wanted that the list m holds, in wanted's order; for a wanted list
+-- without duplicates exactly list_intersect(m, wanted), without a hash set per row (~10x faster).
+CREATE OR REPLACE TEMP MACRO mods_in(m, wanted) AS
+    CASE WHEN m IS NOT NULL THEN list_filter(wanted, lambda x: list_contains(m, x)) END;
+
+CREATE OR REPLACE TEMP VIEW audit_lines AS
 SELECT l.*,
        l.claim_id || ':' || l.line_number AS line_ref,
        coalesce(l.allowed_amount, l.charge_amount) AS line_amount

@@ -17,5 +17,5 @@ FROM audit_lines l JOIN profiles p ON p.profile = l.profile
 LEFT JOIN code_classes c USING (procedure_code)
 WHERE list_contains(p.enabled_rules, 'MOD-005') AND l.date_of_service >= DATE '2020-01-01'
   AND l.assistant_minutes IS NOT NULL AND l.minutes IS NULL AND coalesce(c.code_class, 'other') <> 'timed_15'
-  AND len(list_distinct(list_intersect(l.modifiers, ['GP', 'GO', 'GN']))) = 1
-  AND list_intersect(l.modifiers, ['GP', 'GO', 'GN'])[1] IN ('GP', 'GO')
+  AND len(mods_in(l.modifiers, ['GP', 'GO', 'GN'])) = 1
+  AND mods_in(l.modifiers, ['GP', 'GO', 'GN'])[1] IN ('GP', 'GO')

@@ -15,19 +15,31 @@
 -- beneficiary-years, so an incremental run totals like a full one), audit_lines, therapy_thresholds,
 -- therapy_ytd_in_force, profiles.
 WITH counted AS (
-    SELECT l.*, year(l.date_of_service) AS year,
-           CASE list_intersect(l.modifiers, ['GP', 'GO', 'GN'])[1] WHEN 'GO' THEN 'OT' ELSE 'PT+SLP' END AS bucket,
+    SELECT l.claim_id, l.line_number, l.patient_id, l.rendering_npi, l.date_of_service, l.procedure_code, l.line_ref,
+           l.line_amount, year(l.date_of_service) AS year,
+           CASE mods_in(l.modifiers, ['GP', 'GO', 'GN'])[1] WHEN 'GO' THEN 'OT' ELSE 'PT+SLP' END AS bucket,
            list_contains(l.modifiers, 'KX') AS has_kx,
            list_contains(p.enabled_rules, 'MOD-006') AS kx_rule, list_contains(p.enabled_rules, 'MOD-010') AS tmr_rule,
            p.carc_kx
     FROM kx_lines l JOIN profiles p ON p.profile = l.profile
     WHERE (list_contains(p.enabled_rules, 'MOD-006') OR list_contains(p.enabled_rules, 'MOD-010'))
-      AND len(list_distinct(list_intersect(l.modifiers, ['GP', 'GO', 'GN']))) = 1
+      AND len(mods_in(l.modifiers, ['GP', 'GO', 'GN'])) = 1
+), reachable AS (
+    -- the bucket-years whose total can pass a threshold at all: no running total exceeds the prior amount
+    -- plus the sum of the positive line amounts, so only these need the ordered running totals
+    SELECT c.patient_id, c.year, c.bucket
+    FROM counted c
+    JOIN therapy_thresholds t USING (year)
+    LEFT JOIN therapy_ytd_in_force y ON y.patient_id = c.patient_id AND y.year = c.year AND y.bucket = c.bucket
+    GROUP BY c.patient_id, c.year, c.bucket
+    HAVING coalesce(any_value(y.amount), 0) + coalesce(sum(greatest(c.line_amount, 0)), 0)
+           > least(any_value(t.tmr), any_value(CASE c.bucket WHEN 'OT' THEN t.kx_ot ELSE t.kx_pt_slp END))
 ), running AS (
     SELECT c.*, coalesce(y.amount, 0) AS prior_ytd,
            coalesce(y.amount, 0) + sum(c.line_amount) OVER w AS total
     FROM counted c
     LEFT JOIN therapy_ytd_in_force y ON y.patient_id = c.patient_id AND y.year = c.year AND y.bucket = c.bucket
+    WHERE (c.patient_id, c.year, c.bucket) IN (SELECT (patient_id, year, bucket) FROM reachable)
     WINDOW w AS (PARTITION BY c.patient_id, c.year, c.bucket ORDER BY c.date_of_service, c.claim_id, c.line_number
                  ROWS UNBOUNDED PRECEDING)
 ), judged AS (

@@ -22,8 +22,8 @@ WITH lines AS (
            coalesce(c.code_class, 'other') AS code_class,
            p.therapy_modifiers_required, p.carc_modifiers, p.carc_assistant, p.carc_chiropractic,
            p.carc_invalid_code, p.enabled_rules,
-           list_intersect(l.modifiers, ['GP', 'GO', 'GN']) AS therapy_mods,
-           list_intersect(l.modifiers, ['XE', 'XS', 'XP', 'XU']) AS x_mods
+           mods_in(l.modifiers, ['GP', 'GO', 'GN']) AS therapy_mods,
+           mods_in(l.modifiers, ['XE', 'XS', 'XP', 'XU']) AS x_mods
     FROM audit_lines l
     LEFT JOIN code_classes c USING (procedure_code)
     JOIN profiles p ON p.profile = l.profile
@@ -44,7 +44,7 @@ WITH lines AS (
            'Keep the modifier of the discipline that furnished the service; bill services of another discipline '
                || 'on their own line.',
            'CR 10176: more than one therapy modifier on a line (billing-rules.md §4.1)'
-    FROM lines WHERE len(list_distinct(therapy_mods)) > 1
+    FROM lines WHERE len(therapy_mods) > 1
 
     UNION ALL
     SELECT 'MOD-003', 'error', *, discipline_modifier, therapy_mods[1],
@@ -54,13 +54,13 @@ WITH lines AS (
                || 'discipline furnished the service).',
            'CR 10176 discipline-specific codes (billing-rules.md §4.1)'
     FROM lines
-    WHERE discipline_modifier IS NOT NULL AND len(list_distinct(therapy_mods)) = 1
+    WHERE discipline_modifier IS NOT NULL AND len(therapy_mods) = 1
       AND therapy_mods[1] <> discipline_modifier
 
     UNION ALL
     SELECT 'MOD-004', 'error', *,
            CASE WHEN list_contains(modifiers, 'CQ') THEN 'CQ with GP' ELSE 'CO with GO' END,
-           array_to_string(list_intersect(modifiers, ['CQ', 'CO', 'GP', 'GO', 'GN']), ' + '),
+           array_to_string(mods_in(modifiers, ['CQ', 'CO', 'GP', 'GO', 'GN']), ' + '),
            CASE WHEN list_contains(modifiers, 'CQ') AND NOT list_contains(modifiers, 'GP')
                 THEN 'CQ (PT assistant) must be reported with GP, and this line has '
                      || coalesce(nullif(array_to_string(therapy_mods, '/'), ''), 'no therapy modifier') || '.'
@@ -103,7 +103,7 @@ WITH lines AS (
            'CQ/CO de minimis (Pub 100-04 Ch.5 §20.1; billing-rules.md §4.2)'
     FROM (SELECT *, CASE therapy_mods[1] WHEN 'GP' THEN 'CQ' ELSE 'CO' END AS assistant_modifier FROM lines)
     WHERE list_contains(enabled_rules, 'MOD-005') AND date_of_service >= DATE '2020-01-01'
-      AND len(list_distinct(therapy_mods)) = 1 AND therapy_mods[1] IN ('GP', 'GO')
+      AND len(therapy_mods) = 1 AND therapy_mods[1] IN ('GP', 'GO')
       AND assistant_minutes IS NOT NULL
       AND CASE WHEN code_class = 'timed_15' THEN assistant_minutes >= 2
                ELSE minutes IS NOT NULL AND assistant_minutes * 10 > minutes END

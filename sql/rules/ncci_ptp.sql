@@ -44,12 +44,12 @@ WITH mods(distinct_service, anatomic, em_either, col2_other) AS (
            pr.carc_ptp,
            (pr.ptp_modifier_placement = 'either_line'
                AND p.date_of_service >= coalesce(pr.ptp_either_line_from, DATE '0001-01-01')) AS either_line,
-           list_intersect(p.c2_mods, m.distinct_service) AS ds_c2,
-           list_intersect(p.c1_mods, m.distinct_service) AS ds_c1,
-           list_intersect(p.c2_mods, m.anatomic) AS an_c2,
-           list_intersect(p.c1_mods, m.anatomic) AS an_c1,
-           list_intersect(list_concat(p.c2_mods, p.c1_mods), m.em_either) AS em_any,
-           list_intersect(p.c2_mods, m.col2_other) AS other_c2
+           mods_in(p.c2_mods, m.distinct_service) AS ds_c2,
+           mods_in(p.c1_mods, m.distinct_service) AS ds_c1,
+           mods_in(p.c2_mods, m.anatomic) AS an_c2,
+           mods_in(p.c1_mods, m.anatomic) AS an_c1,
+           mods_in(list_concat(p.c2_mods, p.c1_mods), m.em_either) AS em_any,
+           mods_in(p.c2_mods, m.col2_other) AS other_c2
     FROM pairs p
     JOIN profiles pr ON pr.profile = p.profile
     CROSS JOIN mods m

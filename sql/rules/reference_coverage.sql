@@ -45,5 +45,5 @@ SELECT 'REF-001', 'coverage', 'warning',
        NULL, 'n/a (unchecked)', 'reference coverage (kx): data/reference/therapy_thresholds.csv'
 FROM audit_lines l JOIN profiles p ON p.profile = l.profile
 WHERE list_contains(p.enabled_rules, 'MOD-006')
-  AND len(list_distinct(list_intersect(l.modifiers, ['GP', 'GO', 'GN']))) = 1
+  AND len(mods_in(l.modifiers, ['GP', 'GO', 'GN'])) = 1
   AND year(l.date_of_service) NOT IN (SELECT year FROM therapy_thresholds)
