@@ -1,16 +1,22 @@
 """Benchmark the audit: generate N lines, import the synthetic CMS reference set, run every stage.
 
-    python bench/run.py --lines 1000000            # CSV in
-    python bench/run.py --lines 1000000 --format parquet
+    python bench/run.py --lines 1000000                  # CSV in
+    python bench/run.py --lines 10000000 --format parquet
+    python bench/run.py --lines 1000000 --pandas         # + the pandas baseline on the same data
 
-Prints one table (seconds, lines per second per stage, each rule file) and the audit's peak RSS.
-Generation and the reference import run in subprocesses, so the peak RSS is the audit's own.
-Data goes to a temporary folder (or --work) and is deleted unless --keep.
+Prints one table (seconds, lines per second per stage, each rule file), the audit's peak RSS (its own
+process and, separately, the data-quality worker it starts) and, measured in the same run on the same
+file, the time of a plain DuckDB read of the extract into a table: the yardstick for "how many reads
+is a whole audit". Generation, the reference import, the plain read and the audit each run in their
+own process, so each peak RSS is that process's own. Data goes to a temporary folder (or --work) and
+is deleted unless --keep or --work. The audit's memory setting is CLAIMAUDIT_MEMORY_LIMIT (default 3GB).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import resource
 import shutil
@@ -20,52 +26,95 @@ import tempfile
 import time
 from pathlib import Path
 
-from claimaudit import pipeline
+HERE = Path(__file__).resolve().parent
+
+
+def _child_audit(spec: dict) -> None:
+    """The audit in this (child) process; writes its summary timings and peak RSS to spec['result']."""
+    from claimaudit import pipeline
+
+    t = time.perf_counter()
+    if spec["dask_workers"]:
+        from claimaudit.cli import dask_task_runner
+        from claimaudit.flow_loader import load_audit_flow
+
+        flow = load_audit_flow().with_options(task_runner=dask_task_runner(spec["dask_workers"], None))
+        summary = flow([spec["source"]], db=spec["db"], out=spec["out"],
+                       partitions=max(spec["partitions"], spec["dask_workers"]), return_state=True).result()
+    else:
+        summary = pipeline.run_audit([Path(spec["source"])], db=Path(spec["db"]), out=Path(spec["out"]),
+                                     partitions=spec["partitions"])
+    wall = time.perf_counter() - t
+    Path(spec["result"]).write_text(json.dumps({
+        "wall": wall, "timings": summary["timings"], "read": summary["read"], "quarantined": summary["quarantined"],
+        "findings": summary["findings"],
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "children_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}), encoding="utf-8")
+
+
+def plain_read(source: Path, work: Path) -> tuple[float, float]:
+    """Seconds and peak MiB of DuckDB reading the extract, every column as text, into a table of a
+    fresh database file: the cheapest possible load of the same bytes."""
+    reader = "read_parquet(?)" if source.suffix == ".parquet" else "read_csv(?, all_varchar = true)"
+    db = work / "plain-read.duckdb"
+    db.unlink(missing_ok=True)
+    code = (f"import duckdb, json, resource, sys, time\ncon = duckdb.connect(sys.argv[2])\ncon.execute('SET enable_progress_bar = false')\nt = time.perf_counter()\n"
+            f"con.execute('CREATE TABLE t AS SELECT * FROM {reader}', [sys.argv[1]])\ns = time.perf_counter() - t\n"
+            "n = con.execute('SELECT count(*) FROM t').fetchone()[0]\ncon.close()\n"
+            "print(json.dumps([s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n]))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(source), str(db)], check=True, capture_output=True,
+                             text=True).stdout
+    finally:
+        db.unlink(missing_ok=True)
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+    seconds, peak, _ = json.loads(out.strip().splitlines()[-1])
+    return seconds, peak
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        _child_audit(json.loads(Path(sys.argv[2]).read_text(encoding="utf-8")))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--ptp-rows", type=int, default=2_000_000)
     parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
-    parser.add_argument("--work", type=Path)
+    parser.add_argument("--work", type=Path, help="keep data here (reused when it exists)")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--pandas", action="store_true", help="also run bench/baseline_pandas.py on the same data")
     parser.add_argument("--partitions", type=int, default=1, help="rules on N patient-hash partitions (threads)")
     parser.add_argument("--dask-workers", type=int, help="partitions on a Dask LocalCluster of N worker processes "
-                        "(through the Prefect flow; peak RSS then excludes the workers, see the note printed)")
+                        "(through the Prefect flow; the workers' memory is not in the figures)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="claimaudit-bench-"))
     data = work / "data"
-    here = Path(__file__).resolve().parent
+    source = data / f"claims.{args.format}"
     try:
-        if not (data / "claims.csv").exists():
-            subprocess.run([sys.executable, str(here / "generate.py"), "--lines", str(args.lines),
+        if not source.exists():
+            subprocess.run([sys.executable, str(HERE / "generate.py"), "--lines", str(args.lines),
                             "--ptp-rows", str(args.ptp_rows), "--out", str(data)], check=True)
         db = work / "bench.duckdb"
         db.unlink(missing_ok=True)
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+        shutil.rmtree(work / "run", ignore_errors=True)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "claimaudit", "refdata", "import", str(data / "ccipra-v322r0-f1.txt"),
                         str(data / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv"), "--db", str(db),
                         "--parts", "1"], check=True,            # the synthetic release is one part file
                        stdout=subprocess.DEVNULL)
         refdata_s = time.perf_counter() - t
+        read_s, read_peak = plain_read(source, work)
 
-        t = time.perf_counter()
-        if args.dask_workers:
-            from claimaudit.cli import dask_task_runner
-            from claimaudit.flow_loader import load_audit_flow
-
-            flow = load_audit_flow().with_options(task_runner=dask_task_runner(args.dask_workers, None))
-            state = flow([str(data / f"claims.{args.format}")], db=str(db), out=str(work / "run"),
-                         partitions=max(args.partitions, args.dask_workers), return_state=True)
-            summary = state.result()
-        else:
-            summary = pipeline.run_audit([data / f"claims.{args.format}"], db=db, out=work / "run",
-                                         partitions=args.partitions)
-        wall_s = time.perf_counter() - t
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        timings, n = summary["timings"], summary["read"]
-        rows = [("refdata import (once per quarter)", refdata_s, None)]
+        spec = {"source": str(source), "db": str(db), "out": str(work / "run"), "partitions": args.partitions,
+                "dask_workers": args.dask_workers, "result": str(work / "bench-result.json")}
+        (work / "bench-spec.json").write_text(json.dumps(spec), encoding="utf-8")
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(work / "bench-spec.json")],
+                       check=True)
+        r = json.loads(Path(spec["result"]).read_text(encoding="utf-8"))
+        timings, n = r["timings"], r["read"]
+        rows = [("refdata import (once per quarter)", refdata_s, None),
+                ("plain DuckDB read into a table", read_s, n)]
         rows += [("ingest", timings["ingest"], n),
                  ("data quality step (GX subprocess, all)", timings["data_quality"], n),
                  ("  GX suite validation only", timings["data_quality_validate"], n),
@@ -73,22 +122,34 @@ def main() -> None:
         rows += [(f"  rules: {name}", s, n) for name, s in timings["rule_files"].items()]
         rows.append(("outputs (findings, reports, summary)", timings["outputs"], n))
         rows.append(("audit total (ingest..outputs)", timings["total"], n))
-        rows.append(("wall time of run_audit()", wall_s, n))
-        print(f"\nclaimaudit benchmark: {n:,} lines ({args.format}), {summary['findings']['total']:,} findings, "
-              f"{summary['quarantined']:,} quarantined; machine: {platform.machine()}, "
-              f"{len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}")
+        rows.append(("wall time of run_audit()", r["wall"], n))
+        print(f"\nclaimaudit benchmark: {n:,} lines ({args.format}), {r['findings']['total']:,} findings, "
+              f"{r['quarantined']:,} quarantined; machine: {platform.machine()}, "
+              f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
+              f"memory setting {os.environ.get('CLAIMAUDIT_MEMORY_LIMIT') or '3GB (default)'}")
         print(f"{'stage':<38}{'seconds':>9}{'lines/s':>14}")
         for name, seconds, lines in rows:
             rate = f"{lines / seconds:,.0f}" if lines and seconds else ""
             print(f"{name:<38}{seconds:>9.2f}{rate:>14}")
-        print(f"peak RSS of the audit process: {peak_mib:,.0f} MiB"
+        print(f"whole audit / plain read: {r['wall'] / read_s:.1f}x")
+        print(f"peak RSS: audit process {r['peak_mib']:,.0f} MiB, its data-quality worker {r['children_peak_mib']:,.0f}"
+              f" MiB, plain read {read_peak:,.0f} MiB"
               + (" (Dask worker processes not included)" if args.dask_workers else ""))
         for part in timings.get("rule_partitions", []):
             print(f"  partition {part['part']}: {part['lines']:,} lines, {part['findings']:,} findings, "
                   f"{part['seconds']:.2f} s")
         sizes = {p.name: p.stat().st_size for p in (work / "run").iterdir() if p.is_file()}
         print("outputs: " + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in sorted(sizes.items())))
-        print("findings by rule: " + ", ".join(f"{k} {v:,}" for k, v in summary["findings"]["by_rule"].items()))
+        print("findings by rule: " + ", ".join(f"{k} {v:,}" for k, v in r["findings"]["by_rule"].items()))
+        if args.pandas:
+            out = subprocess.run([sys.executable, str(HERE / "baseline_pandas.py"), "--work", str(work)],
+                                 check=True, capture_output=True, text=True).stdout
+            print("\n" + out.rstrip())
+            pandas_checks = next(float(line.split()[-5]) for line in out.splitlines()
+                                 if line.startswith("PTP + MUE + time, checks only"))
+            ours = sum(timings["rule_files"].get(f, 0.0) for f in ("ncci_ptp.sql", "mue.sql", "units_time.sql"))
+            print(f"same families: pandas {pandas_checks:.2f} s, claimaudit ncci_ptp + mue + units_time "
+                  f"{ours:.2f} s: pandas is {pandas_checks / ours:.1f}x slower")
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)

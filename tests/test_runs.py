@@ -139,7 +139,7 @@ def test_a_failing_output_write_marks_the_run_failed_with_one_line(tmp_path, mon
 
     def full(self, path, *a, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
-    monkeypatch.setattr(pl.DataFrame, "write_parquet", full)
+    monkeypatch.setattr(duckdb.DuckDBPyRelation, "write_parquet", full)      # findings.parquet is DuckDB's
     with pytest.raises(RunFailed) as info:
         pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "run", data_quality=False)
     (run_id, status, failure), = runs(db)

@@ -128,6 +128,21 @@ def test_formula_payloads_are_text_in_every_spreadsheet_output(tmp_path):
     assert {"=1+1", "@SUM(A1)"} <= set(exact["patient_id"])
 
 
+def test_csv_neutralising_in_duckdb_matches_the_polars_rule():
+    """findings.csv is written by DuckDB, quarantine.csv through Polars: one rule, two engines."""
+    import duckdb
+
+    from claimaudit import spreadsheet
+
+    values = [*PAYLOADS, "-5.00", "+3", "-1.5", "-", "=", "plain", "a=b", " =1", "", None, "-5.00x", "1e5"]
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    con = duckdb.connect()
+    con.register("f", frame)
+    got = con.sql(f"SELECT {spreadsheet.neutralised_sql('v')} FROM f").pl()["v"].to_list()
+    assert got == spreadsheet.neutralise(frame)["v"].to_list()
+    assert got[:2] == ["'" + PAYLOADS[0], "'=1+1"] and got[len(PAYLOADS)] == "-5.00"
+
+
 def test_report_html_escapes_claim_fields_in_tables_and_charts(tmp_path):
     script, img = "<script>alert(1)</script>", "<img src=x onerror=alert(2)>"
     path = _csv(tmp_path / "x.csv", [_row(script, img, img), _row("C2", script, script, mods=["GP", "GO"])])
@@ -237,14 +252,13 @@ def test_the_data_quality_worker_files_live_in_a_private_folder(tmp_path, monkey
     from claimaudit.quality import runner
 
     seen = []
-    real = runner.subprocess.Popen
+    real = runner._hand_over
 
-    def spy(args, *a, **kw):
-        if "claimaudit.quality.gx_worker" in args:
-            folder = Path(args[-1]).parent
-            seen.append((folder, stat.S_IMODE(folder.stat().st_mode)))
-        return real(args, *a, **kw)
-    monkeypatch.setattr(runner.subprocess, "Popen", spy)
+    def spy(proc, args_path):
+        folder = Path(args_path).parent
+        seen.append((folder, stat.S_IMODE(folder.stat().st_mode)))
+        return real(proc, args_path)
+    monkeypatch.setattr(runner, "_hand_over", spy)
     pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out")
     ((folder, mode),) = seen
     assert folder.parent == tmp_path / ".claimaudit-work" and folder.name.startswith(f"dq-{os.getpid()}-")

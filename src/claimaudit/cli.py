@@ -12,9 +12,9 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from claimaudit import coverage, pipeline
+from claimaudit import coverage, pipeline, progress
 from claimaudit.errors import ClaimAuditError, RunFailed, Terminated, describe
-from claimaudit.warehouse import DEFAULT_DB, connect, one
+from claimaudit.warehouse import DEFAULT_DB, connect, memory_limit, one
 
 # piped output (cron logs, CI) gets room for whole rows instead of 80 columns of ellipses
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
@@ -90,7 +90,9 @@ def _print_summary(summary: dict) -> None:
 @profile_option
 @out_option
 @db_option
-@click.option("--no-prefect", is_flag=True, help="Run the steps in this process without the Prefect flow.")
+@click.option("--prefect/--no-prefect", "use_prefect", default=None,
+              help="Run as a Prefect flow run (default when a Prefect API is configured: PREFECT_API_URL) or in "
+                   "this process (default otherwise; docs/scaling.md).")
 @click.option("--scope", help="History label: runs with the same scope are compared (default: the practice's NPIs).")
 @click.option("--no-data-quality", is_flag=True,
               help="Skip the Great Expectations suite (faster ad-hoc runs; the summary records it).")
@@ -102,33 +104,39 @@ def _print_summary(summary: dict) -> None:
 @unmapped_option
 @ytd_option
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
-          no_prefect: bool, no_data_quality: bool, scope: str | None, wait: float, partitions: int,
+          use_prefect: bool | None, no_data_quality: bool, scope: str | None, wait: float, partitions: int,
           dask_workers: int | None, dask_address: str | None, allow_unmapped: bool, therapy_ytd_file: Path | None
           ) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
     from claimaudit.ingest.load import check_inputs
 
     check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything starts
+    memory_limit()
     args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
                 data_quality=not no_data_quality, scope=scope, wait=wait, partitions=partitions,
                 allow_unmapped=allow_unmapped, therapy_ytd_file=str(therapy_ytd_file) if therapy_ytd_file else None)
     dask = dask_workers or dask_address
-    if dask and no_prefect:
+    if dask and use_prefect is False:
         raise click.UsageError("--dask-workers/--dask-address run through the Prefect flow; drop --no-prefect")
-    if no_prefect:
-        summary = pipeline.run_audit([str(p) for p in inputs], **args)
-    else:
-        from claimaudit.flow_loader import load_audit_flow
+    if use_prefect is None:          # a visible flow run when a Prefect server records it; no throwaway server
+        from claimaudit.flow_loader import prefect_api_configured
 
-        flow = load_audit_flow()
-        if dask:
-            flow = flow.with_options(task_runner=dask_task_runner(dask_workers, dask_address))
-            if partitions == 1:
-                args["partitions"] = dask_workers or 2
-        state = flow([str(p) for p in inputs], return_state=True, **args)
-        if state.is_failed():
-            raise ClaimAuditError(state.message or "the audit flow failed")
-        summary = state.result()
+        use_prefect = bool(dask) or prefect_api_configured() is not None
+    with progress.to_terminal(Console(stderr=True, highlight=False)):    # stage lines on a terminal only
+        if not use_prefect:
+            summary = pipeline.run_audit([str(p) for p in inputs], **args)
+        else:
+            from claimaudit.flow_loader import load_audit_flow
+
+            flow = load_audit_flow()
+            if dask:
+                flow = flow.with_options(task_runner=dask_task_runner(dask_workers, dask_address))
+                if partitions == 1:
+                    args["partitions"] = dask_workers or 2
+            state = flow([str(p) for p in inputs], return_state=True, **args)
+            if state.is_failed():
+                raise ClaimAuditError(state.message or "the audit flow failed")
+            summary = state.result()
     _print_summary(summary)
 
 

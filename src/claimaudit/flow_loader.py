@@ -43,3 +43,22 @@ def load_audit_flow():
 def load_scheduled():
     """flows/scheduled.py: the landing, weekly and quarterly flows and their deployments."""
     return _load("scheduled.py")
+
+
+def prefect_api_configured() -> str | None:
+    """The Prefect API URL the user configured (``PREFECT_API_URL``, or the active profile of
+    ``$PREFECT_HOME/profiles.toml``), read without importing Prefect (~2 s): the CLI's default is a
+    Prefect flow run only when there is a Prefect server to record it (docs/scaling.md)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    import tomllib
+    from pathlib import Path
+
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    try:
+        profiles = tomllib.loads((home / "profiles.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    url = (profiles.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL")
+    return str(url) if url else None

@@ -8,6 +8,7 @@ steps as tasks without claim data passing through Prefect. ``run_audit`` chains 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -16,20 +17,21 @@ import secrets
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from claimaudit import __version__, spreadsheet, workdir
+from claimaudit import __version__, progress, spreadsheet, workdir
 from claimaudit.errors import ClaimAuditError, InputError
 from claimaudit.ingest.mapping import load_mapping
 from claimaudit.ingest.readers import sha256_file
 from claimaudit.refdata.store import ensure_reference
 from claimaudit.rules.profiles import load_profiles
 from claimaudit.rules.runner import prepare, run_rules
-from claimaudit.warehouse import connect, one
+from claimaudit.warehouse import connect, memory_limit, one
 
 DEFAULT_PROFILE = "medicare"
 DEFAULT_OUT = Path("audit-out")
@@ -89,6 +91,8 @@ def _load_remits(con, run_id: str, remits: list[str | Path]) -> None:
                      Path(path).stat().st_size, json.dumps([*got["warnings"], note])])
 
 
+@progress.staged("ingest", lambda r: f"{r['read']:,} lines read, {r['loaded']:,} loaded, "
+                                     f"{r['quarantined']:,} quarantined")
 def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: str | None = None,
            profile: str = DEFAULT_PROFILE, out_dir: str | Path, keys_per_file: bool = False,
            remits_alone: bool = False, allow_unmapped: bool = False) -> dict:
@@ -150,6 +154,7 @@ def therapy_ytd(db: str | Path, run_id: str, path: str | Path) -> dict:
     return got
 
 
+@progress.staged("reference check", lambda r: ", ".join(f"{v['kind']} {v['version']}" for v in r["versions"]))
 def check_reference(db: str | Path, run_id: str) -> dict:
     """Make sure reference data exists (starter set otherwise); record the versions this run uses."""
     with connect(db) as con:
@@ -188,6 +193,8 @@ def check_reference(db: str | Path, run_id: str) -> dict:
             "unchecked_lines": {"ptp": unchecked[0], "mue": unchecked[1]}}
 
 
+@progress.staged("data quality", lambda r: f"{r['expectations']} expectations, {len(r['failed'])} failed, "
+                                          f"{r['rows_quarantined']:,} lines quarantined")
 def check_quality(db: str | Path, run_id: str, out_dir: str | Path) -> dict:
     """Run the Great Expectations suite; blocking failures are quarantined, warnings become DQ findings."""
     from claimaudit.quality import run_quality
@@ -212,19 +219,25 @@ def atomic(path: Path):
         partial.unlink(missing_ok=True)
 
 
-def _write_quarantine(con, run_id: str, path: Path) -> None:
-    """quarantine.csv: the original fields of each row (as read), then reason, source_file, source_line."""
+def quarantine_frame(con, run_id: str, limit: int | None = None) -> pl.DataFrame:
+    """The run's quarantined rows: the original fields of each row (as read), then reason, source_file,
+    source_line; in file and line order (the first ``limit`` rows when given)."""
     q = con.sql("SELECT source_file, source_line, reason, record FROM quarantine WHERE run_id = ? "
-                "ORDER BY source_file, source_line", params=[run_id]).pl()
+                "ORDER BY source_file, source_line" + (" LIMIT ?" if limit is not None else ""),
+                params=[run_id] + ([limit] if limit is not None else [])).pl()
     meta = ["reason", "source_file", "source_line"]
     if q.height and q["record"].drop_nulls().len():
         ndjson = "\n".join(q["record"].fill_null("{}").to_list())
         fields = pl.read_ndjson(io.StringIO(ndjson), infer_schema_length=None)
         fields = fields.select([pl.col(c).cast(pl.String) if not isinstance(t, (pl.List, pl.Struct))
                                 else pl.col(c).cast(pl.List(pl.String)).list.join(" ") for c, t in fields.schema.items()])
-        q = pl.concat([fields, q.select(meta)], how="horizontal")
-    else:
-        q = q.select(meta)
+        return pl.concat([fields, q.select(meta)], how="horizontal")
+    return q.select(meta)
+
+
+def _write_quarantine(con, run_id: str, path: Path) -> None:
+    """quarantine.csv: the original fields of each row (as read), then reason, source_file, source_line."""
+    q = quarantine_frame(con, run_id)
     with atomic(path) as tmp:
         spreadsheet.write_csv(q, tmp)                 # a formula-like text stays text in Excel
 
@@ -238,6 +251,7 @@ def _partitions_in_threads(work: str, parts: list[int], run_id: str) -> list[dic
         return list(pool.map(lambda part: audit_partition(work, part, run_id), parts))
 
 
+@progress.staged("rules", lambda r: f"{sum(r['by_rule'].values()):,} findings")
 def apply_rules(db: str | Path, run_id: str, *, partitions: int = 1, run_partitions=None) -> dict:
     """Run the rule catalogue on the run's lines and record history.
 
@@ -278,94 +292,131 @@ FINDINGS_ORDER = "claim_id, line_number, rule_id, related_code, reference"
 OUTPUTS = ("findings.csv", "findings.parquet", "quarantine.csv", "report.html", "report.xlsx", "summary.json")
 
 
+def _write_findings(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> None:
+    """findings.parquet (exact values) and findings.csv (text neutralised for spreadsheets), streamed by DuckDB."""
+    try:
+        findings = con.sql(f"SELECT * FROM findings WHERE run_id = ? ORDER BY {FINDINGS_ORDER}", params=[run_id])
+        with atomic(out / "findings.parquet") as tmp, _duckdb_write_errors(out / "findings.parquet"):
+            findings.write_parquet(str(tmp), compression="zstd")
+        with atomic(out / "findings.csv") as tmp, _duckdb_write_errors(out / "findings.csv"):
+            spreadsheet.copy_csv(con.sql(
+                f"SELECT * REPLACE (array_to_string(related_lines, ';') AS related_lines) FROM findings "
+                f"WHERE run_id = ? ORDER BY {FINDINGS_ORDER}", params=[run_id]), tmp)
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def _duckdb_write_errors(path: Path):
+    """DuckDB reports a failed file write as an IOException: make it the OSError (naming the output)
+    that the rest of the pipeline turns into one line (a full disk, a read-only folder)."""
+    try:
+        yield
+    except duckdb.IOException as exc:
+        text = str(exc)
+        code = next((c for c, words in ((errno.ENOSPC, "No space left"), (errno.EACCES, "Permission denied"),
+                                        (errno.EROFS, "Read-only file system")) if words in text), errno.EIO)
+        raise OSError(code, os.strerror(code), str(path)) from None
+
+
+def _summary_and_reports(con: duckdb.DuckDBPyConnection, run_id: str, out: Path, timings: dict,
+                         extra: dict | None) -> tuple[dict, list[str]]:
+    """summary (without its outputs list and final timings) and report.html/.xlsx."""
+    from claimaudit import coverage
+
+    run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).pl().to_dicts()[0]
+    inputs = con.sql("SELECT source_file, path, sha256, bytes, file_format, rows_read, rows_loaded, "
+                     "rows_quarantined, coalesce(warnings, '[]')::VARCHAR AS warnings FROM run_inputs "
+                     "WHERE run_id = ? ORDER BY coalesce(file_index, 0), source_file", params=[run_id]).pl()
+    inputs = inputs.with_columns(pl.col("warnings").str.json_decode(pl.List(pl.String)))
+    reasons = con.execute("SELECT reason, count(*) AS rows FROM quarantine WHERE run_id = ? GROUP BY 1 "
+                          "ORDER BY 2 DESC, 1", [run_id]).fetchall()
+    lines = one(con, "SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service)) "
+                        "FROM claim_lines WHERE run_id = ?", [run_id])
+    agg = one(con, """
+        SELECT count(*) AS total,
+               coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)::DOUBLE AS dollars,
+               count(*) FILTER (WHERE severity = 'error'), count(*) FILTER (WHERE severity = 'warning'),
+               count(*) FILTER (WHERE severity = 'info')
+        FROM findings WHERE run_id = ?""", [run_id])
+    by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+                               [run_id]).fetchall())
+    unchecked = dict(con.execute("""SELECT related_code, count(DISTINCT (claim_id, line_number)) FROM findings
+                                    WHERE run_id = ? AND rule_id = 'REF-001' GROUP BY 1""", [run_id]).fetchall())
+    reference = json.loads(run["reference_versions"] or "[]")
+    dq = con.sql("SELECT expectation_id, level, success, unexpected_count, unexpected_percent, rows_acted_on, "
+                 "examples FROM dq_results WHERE run_id = ? ORDER BY level, expectation_id", params=[run_id]).pl()
+    starter = bool(run["starter_reference"])
+    skipped = json.loads(run["families_skipped"] or "[]")
+    summary = {
+        "run_id": run_id,
+        "status": "completed",
+        "out_dir": str(out),
+        "started_at": run["started_at"].isoformat(timespec="seconds"),
+        "code_version": run["code_version"],
+        "profile_default": run["profile_default"],
+        "mapping": run["mapping"],
+        "inputs": inputs.to_dicts(),
+        "read": run["rows_read"], "loaded": run["rows_loaded"], "quarantined": run["rows_quarantined"],
+        "reconciled": run["rows_read"] == run["rows_loaded"] + run["rows_quarantined"],
+        "quarantine_reasons": dict(reasons),
+        "columns_not_loaded": json.loads(run["columns_not_loaded"] or "[]"),
+        "visits": lines[1],
+        "reference": {
+            "versions": reference,
+            "starter_set_used": starter,
+            "note": ("The bundled STARTER reference set was used: it is NOT the CMS NCCI PTP/MUE tables. "
+                     "Load the current CMS files with `claimaudit refdata import`.") if starter else
+                    "CMS reference files as loaded with `claimaudit refdata import`.",
+        },
+        "data_quality": {
+            "skipped": "data_quality" in skipped,
+            "suite": "expectations/claim_lines.json",
+            "expectations": dq.height,
+            "failed": dq.filter(~pl.col("success"))["expectation_id"].to_list(),
+            "results": [{**r, "examples": json.loads(r["examples"] or "[]")} for r in dq.to_dicts()],
+            "data_docs": "data-docs/index.html" if (out / "data-docs" / "index.html").exists() else None,
+        },
+        "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
+        "unchecked_lines": {"ptp": unchecked.get("ptp", 0), "mue": unchecked.get("mue", 0)},
+        "unchecked": coverage.causes(con, run_id),
+        "families_skipped": skipped,
+        "history": {"scope": run["scope_key"], "previous_run_id": run["previous_run_id"],
+                    "new": run["findings_new"], "recurring": run["findings_recurring"],
+                    "resolved": run["findings_resolved"], "not_compared": run["findings_not_compared"]},
+        "amount_at_risk": round(agg[1], 2),
+        "denials": json.loads(run["denials"]) if run.get("denials") else None,
+        "timings": timings or {},
+        **({"landing": json.loads(run["landing"])} if run.get("landing") else {}),
+        **(extra or {}),
+    }
+    from claimaudit.report import render
+
+    rendered = render(con, run_id, out, summary)
+    return summary, rendered
+
+
+@progress.staged("outputs", lambda r: f"{r['out_dir']}")
 def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: dict | None = None,
                   extra: dict | None = None, finish: bool = True) -> dict:
     """findings.csv/.parquet, quarantine.csv, report.html/.xlsx and summary.json, each written whole or
     not at all. ``finish``: then, and only then, the run is marked completed (a re-render of a past
     run passes False and changes nothing in the warehouse)."""
-    from claimaudit import coverage
-
     started = time.perf_counter()
     timings = dict(timings or {})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with connect(db) as con:
         _write_quarantine(con, run_id, out / "quarantine.csv")
-        findings = con.sql(f"SELECT * FROM findings WHERE run_id = ? ORDER BY {FINDINGS_ORDER}", params=[run_id]).pl()
-        with atomic(out / "findings.parquet") as tmp:
-            findings.write_parquet(tmp)
-        with atomic(out / "findings.csv") as tmp:
-            spreadsheet.write_csv(findings.with_columns(pl.col("related_lines").list.join(";")), tmp)
+        # findings.parquet/.csv are written by DuckDB straight from the warehouse (no findings frame in
+        # Python), on a second connection while this thread builds the summary and the reports
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            findings_files = pool.submit(_write_findings, con.cursor(), run_id, out)
+            try:
+                summary, rendered = _summary_and_reports(con, run_id, out, timings, extra)
+            finally:
+                findings_files.result()          # its error (a full disk) wins over nothing; waits either way
         _crash_point("findings-written")
-        run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).pl().to_dicts()[0]
-        inputs = con.sql("SELECT source_file, path, sha256, bytes, file_format, rows_read, rows_loaded, "
-                         "rows_quarantined, coalesce(warnings, '[]')::VARCHAR AS warnings FROM run_inputs "
-                         "WHERE run_id = ? ORDER BY coalesce(file_index, 0), source_file", params=[run_id]).pl()
-        inputs = inputs.with_columns(pl.col("warnings").str.json_decode(pl.List(pl.String)))
-        reasons = con.execute("SELECT reason, count(*) AS rows FROM quarantine WHERE run_id = ? GROUP BY 1 "
-                              "ORDER BY 2 DESC, 1", [run_id]).fetchall()
-        lines = one(con, "SELECT count(*), count(DISTINCT (patient_id, rendering_npi, date_of_service)) "
-                            "FROM claim_lines WHERE run_id = ?", [run_id])
-        agg = one(con, """
-            SELECT count(*) AS total,
-                   coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)::DOUBLE AS dollars,
-                   count(*) FILTER (WHERE severity = 'error'), count(*) FILTER (WHERE severity = 'warning'),
-                   count(*) FILTER (WHERE severity = 'info')
-            FROM findings WHERE run_id = ?""", [run_id])
-        by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
-                                   [run_id]).fetchall())
-        unchecked = dict(con.execute("""SELECT related_code, count(DISTINCT (claim_id, line_number)) FROM findings
-                                        WHERE run_id = ? AND rule_id = 'REF-001' GROUP BY 1""", [run_id]).fetchall())
-        reference = json.loads(run["reference_versions"] or "[]")
-        dq = con.sql("SELECT expectation_id, level, success, unexpected_count, unexpected_percent, rows_acted_on, "
-                     "examples FROM dq_results WHERE run_id = ? ORDER BY level, expectation_id", params=[run_id]).pl()
-        starter = bool(run["starter_reference"])
-        skipped = json.loads(run["families_skipped"] or "[]")
-        summary = {
-            "run_id": run_id,
-            "status": "completed",
-            "out_dir": str(out),
-            "started_at": run["started_at"].isoformat(timespec="seconds"),
-            "code_version": run["code_version"],
-            "profile_default": run["profile_default"],
-            "mapping": run["mapping"],
-            "inputs": inputs.to_dicts(),
-            "read": run["rows_read"], "loaded": run["rows_loaded"], "quarantined": run["rows_quarantined"],
-            "reconciled": run["rows_read"] == run["rows_loaded"] + run["rows_quarantined"],
-            "quarantine_reasons": dict(reasons),
-            "columns_not_loaded": json.loads(run["columns_not_loaded"] or "[]"),
-            "visits": lines[1],
-            "reference": {
-                "versions": reference,
-                "starter_set_used": starter,
-                "note": ("The bundled STARTER reference set was used: it is NOT the CMS NCCI PTP/MUE tables. "
-                         "Load the current CMS files with `claimaudit refdata import`.") if starter else
-                        "CMS reference files as loaded with `claimaudit refdata import`.",
-            },
-            "data_quality": {
-                "skipped": "data_quality" in skipped,
-                "suite": "expectations/claim_lines.json",
-                "expectations": dq.height,
-                "failed": dq.filter(~pl.col("success"))["expectation_id"].to_list(),
-                "results": [{**r, "examples": json.loads(r["examples"] or "[]")} for r in dq.to_dicts()],
-                "data_docs": "data-docs/index.html" if (out / "data-docs" / "index.html").exists() else None,
-            },
-            "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
-            "unchecked_lines": {"ptp": unchecked.get("ptp", 0), "mue": unchecked.get("mue", 0)},
-            "unchecked": coverage.causes(con, run_id),
-            "families_skipped": skipped,
-            "history": {"scope": run["scope_key"], "previous_run_id": run["previous_run_id"],
-                        "new": run["findings_new"], "recurring": run["findings_recurring"],
-                        "resolved": run["findings_resolved"], "not_compared": run["findings_not_compared"]},
-            "amount_at_risk": round(agg[1], 2),
-            "denials": json.loads(run["denials"]) if run.get("denials") else None,
-            "timings": timings or {},
-            **({"landing": json.loads(run["landing"])} if run.get("landing") else {}),
-            **(extra or {}),
-        }
-        from claimaudit.report import render
-
-        rendered = render(con, run_id, out, summary)
         _crash_point("reports-written")
         timings["outputs"] = round(time.perf_counter() - started, 3)
         if "total" in timings and finish:
@@ -377,7 +428,7 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
             tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
         if finish:      # last: a run is completed only when every output is in place
             con.execute("UPDATE runs SET status = 'completed', finished_at = now(), findings = ?, timings = ? "
-                        "WHERE run_id = ?", [agg[0], json.dumps(timings), run_id])
+                        "WHERE run_id = ?", [summary["findings"]["total"], json.dumps(timings), run_id])
     return summary
 
 
@@ -429,13 +480,19 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
 
     check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything is created
     load_mapping(mapping)
+    memory_limit()
     with warehouse_lock(db, wait=wait):
         timings: dict[str, float] = {}
         started = time.perf_counter()
         run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope,
                         skipped=[] if data_quality else ["data_quality"])
         run_id, out_dir = run["run_id"], run["out_dir"]
-        with failing_run(db, run_id):
+        with failing_run(db, run_id), contextlib.ExitStack() as stack:
+            if data_quality:            # Great Expectations imports in its worker while we ingest
+                from claimaudit.quality import runner as quality_runner
+
+                quality_runner.prestart(db)
+                stack.callback(quality_runner.stop_prestarted, db)
             t = time.perf_counter()
             _crash_point("ingest")
             ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir, allow_unmapped=allow_unmapped)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import xlsxwriter
 
@@ -33,6 +34,25 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
 
 def write_csv(frame: pl.DataFrame, path: Path) -> None:
     neutralise(frame).write_csv(path)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def neutralised_sql(column: str) -> str:
+    """The rule of ``neutralise`` as a DuckDB expression over one text column (name quoted here)."""
+    name = _ident(column)
+    return (f"CASE WHEN regexp_matches({name}, '{FORMULA_START}') AND NOT regexp_matches({name}, '{PLAIN_NUMBER}') "
+            f"THEN chr(39) || {name} ELSE {name} END AS {name}")
+
+
+def copy_csv(relation: duckdb.DuckDBPyRelation, path: Path) -> None:
+    """Write a DuckDB relation as CSV (header; NULL as an empty field) with its text columns neutralised,
+    streamed by DuckDB: the rows never become a Python frame."""
+    text = {c for c, t in zip(relation.columns, relation.types, strict=True) if str(t) == "VARCHAR"}
+    relation.select(", ".join(neutralised_sql(c) if c in text else _ident(c) for c in relation.columns)) \
+        .write_csv(str(path), header=True)
 
 
 def workbook(path: Path) -> xlsxwriter.Workbook:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,22 @@ from claimaudit.errors import WarehouseError
 from claimaudit.resources import resource
 
 DEFAULT_DB = Path("claimaudit.duckdb")
+
+#: DuckDB's working memory per connection; past it, joins, sorts and aggregates spill to the warehouse's
+#: private work folder (docs/scaling.md). One setting for every connection the audit opens.
+MEMORY_ENV = "CLAIMAUDIT_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "3GB"
+_MEMORY = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*")
+
+
+def memory_limit() -> str:
+    """The memory limit from ``CLAIMAUDIT_MEMORY_LIMIT`` (e.g. ``3GB``, ``1.5GiB``), checked against a closed
+    grammar before it reaches DuckDB."""
+    value = os.environ.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+    match = _MEMORY.fullmatch(value)
+    if not match or float(match.group(1)) <= 0:
+        raise WarehouseError(f"{MEMORY_ENV}={value!r}: expected a size such as 3GB, 1500MB or 2GiB")
+    return f"{match.group(1)}{match.group(2).upper().replace('I', 'i')}"
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -33,6 +51,7 @@ def connect(db_path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Ite
     db_path = Path(db_path)
     if read_only and not db_path.exists():
         raise WarehouseError(f"{db_path}: no warehouse here yet (run `claimaudit audit` or `refdata import` first)")
+    limit = memory_limit()
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -42,6 +61,8 @@ def connect(db_path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Ite
     with workdir.private_dir(db_path, "spill", fallback_to_tmp=True) as spill:
         try:
             con.execute("SET temp_directory = ?", [str(spill)])
+            con.execute("SET memory_limit = ?", [limit])
+            con.execute("SET enable_progress_bar = false")     # stage lines are ours (progress.py)
             if not read_only:
                 _migrate(con)
             yield con

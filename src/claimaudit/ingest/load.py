@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from claimaudit import progress
 from claimaudit.errors import ClaimAuditError, scrub
 from claimaudit.ingest import normalize
 from claimaudit.ingest.header import unmapped_error
@@ -61,6 +62,8 @@ def load_inputs(con: duckdb.DuckDBPyConnection, run_id: str, inputs: list[str | 
     for index, path in enumerate(inputs):
         raw = load_raw(con, path, mapping, run_id=run_id, file_index=index, source_file=str(path))
         raws.append(raw)
+        progress.note("ingest: %s read (%s records, %d of %d files)", raw.path.name, f"{raw.records:,}", index + 1,
+                      len(inputs))
         spec = canonical if raw.file_format == "x12-837" else mapping
         reports[index] = _column_report(con, raw, run_id)
         holding = [(c, n["non_empty"]) for c, n in zip(raw.header.columns, reports[index], strict=True)
@@ -81,6 +84,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection, run_id: str, inputs: list[str | 
         loaded = con.execute(insert, used(insert, {**params, "run_id": run_id})).fetchall()[0][0]
         if loaded < raw.records:
             _quarantine_typed(con, raw, spec, run_id, default_profile)
+        progress.note("ingest: %s typed and loaded (%s lines)", raw.path.name, f"{loaded:,}")
     _quarantine_duplicates(con, run_id, raws, keys_per_file)
     con.execute("""INSERT INTO quarantine
                    SELECT $run_id, i.source_file, g.line, g.reason, json_object('raw_record', g.raw_record)

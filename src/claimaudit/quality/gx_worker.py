@@ -67,7 +67,10 @@ def validate(args: dict) -> dict:
         expectations=[ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e["meta"]).to_domain_obj()
                       for e in spec["expectations"]]))
     source = context.data_sources.add_sql(
-        name="warehouse", connection_string=f"duckdb:///{args['db']}?access_mode=read_only")
+        name="warehouse", connection_string=f"duckdb:///{args['db']}?access_mode=read_only",
+        # the audit's memory setting, spilling into the run's private dq folder (docs/scaling.md)
+        kwargs={"connect_args": {"config": {"memory_limit": args["memory_limit"], "temp_directory": args["spill"]}}}
+        if args.get("memory_limit") else {})
     batch_definition = source.add_table_asset(name="claim_lines", table_name=args["view"]) \
         .add_batch_definition_whole_table("run")
     definition = context.validation_definitions.add(gx.ValidationDefinition(
@@ -120,10 +123,24 @@ def _die_with_parent(parent_pid: int | None) -> None:
         os._exit(1)
 
 
-if __name__ == "__main__":
-    with open(sys.argv[1], encoding="utf-8") as fh:
+def main(argv: list[str]) -> int:
+    """``gx_worker --for DB --parent PID``: import GX now, then read the arguments file's path from stdin
+    (sent when the audit reaches its data-quality step; end of input = not needed, exit quietly)."""
+    parent = int(argv[argv.index("--parent") + 1])
+    _die_with_parent(parent)
+    import great_expectations  # noqa: F401  (the slow part, done while the audit ingests)
+
+    patch_duckdb_persisted_connection()
+    path = sys.stdin.readline().strip()
+    if not path:
+        return 0
+    with open(path, encoding="utf-8") as fh:
         arguments = json.load(fh)
-    _die_with_parent(arguments.get("parent_pid"))
     output = validate(arguments)
     with open(arguments["out"], "w", encoding="utf-8") as fh:
         json.dump(output, fh, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

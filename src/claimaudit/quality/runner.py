@@ -23,7 +23,7 @@ from claimaudit import workdir
 from claimaudit.errors import ClaimAuditError, scrub
 from claimaudit.resources import resource
 from claimaudit.rules.runner import _SAFE_RUN_ID
-from claimaudit.warehouse import connect
+from claimaudit.warehouse import connect, memory_limit
 
 SUITE = ("expectations", "claim_lines.json")
 
@@ -33,23 +33,56 @@ def suite_path() -> Path:
     return Path(override) if override else resource(*SUITE)
 
 
+_warm: dict[str, subprocess.Popen] = {}       # a worker started ahead, per warehouse path
+
+
+def _start_worker(db: Path) -> subprocess.Popen:
+    """A GX worker process for ``db``: it imports Great Expectations (~4-6 s) at once, then waits on its
+    stdin for the path of its arguments file. It dies with this process (PR_SET_PDEATHSIG)."""
+    return subprocess.Popen([sys.executable, "-m", "claimaudit.quality.gx_worker", "--for", str(db.resolve()),
+                             "--parent", str(os.getpid())],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def prestart(db: str | Path) -> None:
+    """Start the worker now so its import overlaps the ingest; ``_validate`` takes it (or starts one)."""
+    key = str(Path(db).resolve())
+    if key not in _warm:
+        _warm[key] = _start_worker(Path(db))
+
+
+def stop_prestarted(db: str | Path) -> None:
+    """Stop a worker started ahead and never used (a run that failed before its data-quality step)."""
+    proc = _warm.pop(str(Path(db).resolve()), None)
+    if proc is not None:
+        proc.kill()
+        proc.communicate()
+
+
+def _hand_over(proc: subprocess.Popen, args_path: Path) -> str:
+    """Give the worker its arguments file and wait for it; returns its stderr."""
+    _, stderr = proc.communicate(str(args_path) + "\n", timeout=3600)
+    return stderr
+
+
 def _validate(db: Path, run_id: str, view: str, docs_dir: Path | None) -> dict:
     """Run the suite in the GX worker process. Its files (claim ids and NPIs in the results) live in a
     0700 folder of the warehouse's work folder, removed on every way out; the worker dies with us."""
     with workdir.private_dir(db, "dq") as tmp:
         args = {"db": str(db.resolve()), "run_id": run_id, "view": view, "suite": str(suite_path()),
                 "docs_dir": str(docs_dir.resolve()) if docs_dir else None, "out": str(Path(tmp) / "out.json"),
-                "parent_pid": os.getpid()}
+                "memory_limit": memory_limit(), "spill": str(Path(tmp) / "spill")}
         (Path(tmp) / "args.json").write_text(json.dumps(args), encoding="utf-8")
-        # subprocess.run kills the worker on any exception here (Ctrl-C, SIGTERM); the worker itself
-        # asks the kernel to kill it when this process dies (PR_SET_PDEATHSIG), e.g. on kill -9
+        # the worker is killed on any exception here (Ctrl-C, SIGTERM); the worker itself asks the
+        # kernel to kill it when this process dies (PR_SET_PDEATHSIG), e.g. on kill -9
         from claimaudit.pipeline import _crash_point
 
-        proc = subprocess.Popen([sys.executable, "-m", "claimaudit.quality.gx_worker", str(Path(tmp) / "args.json")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = _warm.pop(str(db.resolve()), None)
+        if proc is None or proc.poll() is not None:
+            proc = _start_worker(db)
         try:
             _crash_point("data-quality-started")
-            _, stderr = proc.communicate(timeout=3600)
+            stderr = _hand_over(proc, Path(tmp) / "args.json")
         except BaseException:
             proc.kill()
             proc.wait()

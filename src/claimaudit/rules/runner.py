@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from claimaudit import progress
 from claimaudit.resources import resource
 from claimaudit.rules.profiles import load_profiles, register_profiles
 
@@ -78,6 +79,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, float]:
         started = time.perf_counter()
         con.execute(f"INSERT INTO findings BY NAME SELECT getvariable('run_id') AS run_id, * FROM (\n{body}\n)")
         timings[path.stem] = round(time.perf_counter() - started, 3)
+        progress.note("rules: %s done in %.1f s", path.name, timings[path.stem])
     body = resource("sql", "rules", "_unchecked.sql").read_text(encoding="utf-8").strip().rstrip(";")
     con.execute("DELETE FROM unchecked_lines WHERE run_id = ?", [run_id])
     con.execute(f"INSERT INTO unchecked_lines BY NAME SELECT getvariable('run_id') AS run_id, * FROM (\n{body}\n)")
