@@ -145,7 +145,7 @@ def main() -> None:
             out = subprocess.run([sys.executable, str(HERE / "baseline_pandas.py"), "--work", str(work)],
                                  check=True, capture_output=True, text=True).stdout
             print("\n" + out.rstrip())
-            pandas_checks = next(float(line.split()[-5]) for line in out.splitlines()
+            pandas_checks = next(float(line.split(" s ")[0].split()[-1]) for line in out.splitlines()
                                  if line.startswith("PTP + MUE + time, checks only"))
             ours = sum(timings["rule_files"].get(f, 0.0) for f in ("ncci_ptp.sql", "mue.sql", "units_time.sql"))
             print(f"same families: pandas {pandas_checks:.2f} s, claimaudit ncci_ptp + mue + units_time "

@@ -8,18 +8,20 @@ PREFECT_API_URL. Deploy with the entrypoint ``flows/audit_flow.py:audit_flow``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from claimaudit import pipeline
+from claimaudit import pipeline, progress
 from claimaudit.errors import ClaimAuditError, describe
 from claimaudit.locking import warehouse_lock
 from claimaudit.notify import summary_markdown
 from claimaudit.partition import audit_partition
+from claimaudit.rules import catalogue
 
 _TASK = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 
@@ -101,6 +103,30 @@ def _partitioned_rules(db: str, run_id: str, partitions: int) -> dict:
         return {"error": describe(exc)}
 
 
+def _run_log(adapter):
+    """Write one INFO line to the flow run's log in the Prefect API, whatever PREFECT_LOGGING_LEVEL says
+    about the console (claimaudit keeps Prefect's console at WARNING; the UI should still tell the story)."""
+    import logging
+
+    def emit(text: str) -> None:
+        message, kwargs = adapter.process(text, {})
+        record = adapter.logger.makeRecord(adapter.logger.name, logging.INFO, __file__, 0, message, (), None,
+                                           extra=kwargs.get("extra"))
+        for handler in adapter.logger.handlers:            # the API handler only: not the console
+            handler.handle(record)
+    return emit
+
+
+def _name_flow_run(run_id: str, scope: str | None) -> None:
+    """Name the Prefect flow run after the claimaudit run (and its scope) instead of a random name."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    # a name is a convenience, never a failure
+    with contextlib.suppress(Exception), get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, name=f"{run_id} ({scope})" if scope else run_id)
+
+
 def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, allow_unmapped, therapy_ytd_file):
     started = time.perf_counter()
     run = start_run(db, profile=profile, mapping=mapping, out=out, scope=scope,
@@ -108,7 +134,9 @@ def _audit(inputs, db, mapping, profile, out, data_quality, scope, partitions, a
     if "error" in run:
         return Failed(message=run["error"])
     run_id, out_dir = run["run_id"], run["out_dir"]
-    with pipeline.failing_run(db, run_id):      # an interrupt (Ctrl-C, SIGTERM) marks the run failed too
+    _name_flow_run(run_id, scope)
+    # the stage lines (counts and seconds, never claim data) become the flow run's log in the Prefect UI
+    with pipeline.failing_run(db, run_id), progress.forward(_run_log(get_run_logger())):   # interrupts too
         return _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_unmapped, therapy_ytd_file,
                             run_id, out_dir, started)
 
@@ -155,7 +183,9 @@ def _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_u
     create_markdown_artifact(key="claimaudit-summary", markdown=summary_markdown(summary),
                              description="claimaudit run summary (counts only, no claim data)")
     create_table_artifact(key="claimaudit-findings-by-rule",
-                          table=[{"rule": rule, "findings": n} for rule, n in summary["findings"]["by_rule"].items()],
+                          table=[{"rule": rule, "name": catalogue.name(rule), "findings": n,
+                                  "dollars_at_risk": summary["findings"]["dollars_by_rule"].get(rule, 0.0)}
+                                 for rule, n in summary["findings"]["by_rule"].items()],
                           description="Findings by rule (counts only, no claim data)")
     return summary
 

@@ -82,3 +82,32 @@ def test_help_lists_the_contract_commands():
     out = CliRunner().invoke(cli, ["--help"]).output
     for command in ("audit", "refdata", "report", "runs"):
         assert command in out
+
+
+def test_an_837_without_its_isa_header_is_named_as_such(tmp_path):
+    from conftest import SHARED
+
+    result = claimaudit("audit", SHARED / "x12" / "837p" / "imsweb_x12_no_isa_line.txt", "--no-prefect",
+                        "--db", tmp_path / "w.duckdb", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "X12 GS segment but the file has no ISA interchange header: the envelope is missing" in result.stderr
+    assert "missing canonical columns" not in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_a_run_that_loads_nothing_says_so_and_strict_fails_it(tmp_path):
+    from conftest import SHARED
+
+    rif = SHARED / "cms" / "bfd_rif_sample_a_bcarrier_multiple_lines.txt"
+    result = claimaudit("audit", rif, "--mapping", "cms_rif_carrier", "--no-prefect", "--db", tmp_path / "w.duckdb",
+                        "--out", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "loaded 0 + quarantined 7" in result.stdout
+    assert "nothing was loaded: no line was audited (every row was quarantined" in result.stdout
+    assert "data quality: checked nothing (no lines loaded)" in result.stdout and "all passed" not in result.stdout
+    strict = claimaudit("audit", rif, "--mapping", "cms_rif_carrier", "--no-prefect", "--strict",
+                        "--db", tmp_path / "w.duckdb", "--out", tmp_path / "run2", cwd=tmp_path)
+    assert strict.returncode == 1 and "nothing was loaded" in strict.stdout
+    ok = claimaudit("audit", SAMPLE, "--no-prefect", "--no-data-quality", "--strict", "--db", tmp_path / "w.duckdb",
+                    "--out", tmp_path / "run3", cwd=tmp_path)
+    assert ok.returncode == 0 and "nothing was loaded" not in ok.stdout
+    assert "PTP-002 NCCI pair without a bypass modifier" in ok.stdout                # rule names in the printout

@@ -41,6 +41,20 @@ def test_flow_audits_the_sample_without_persisting_claim_data(prefect_harness, t
     table = json.loads(table) if isinstance(table, str) else table
     assert {r["rule"]: r["findings"] for r in table} == summary["findings"]["by_rule"]
     assert "patient" not in json.dumps(table).lower() and "PT1" not in by_key["claimaudit-summary"].data
+    # the run is named by its claimaudit run id, and its log tells the stages (counts and seconds only)
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(state.state_details.flow_run_id).name == summary["run_id"]
+        logs = [log.message for log in client.read_logs(log_filter=LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))]
+    text = "\n".join(logs)
+    for line in ("ingest: done in", "669 lines read, 665 loaded, 4 quarantined", "data quality: done in",
+                 "rules: ncci_ptp.sql done in", "outputs: done in"):
+        assert line in text, (line, text)
+    assert "PT2" not in text and "CLM0" not in text
 
 
 def test_flow_turns_a_bad_input_into_a_failed_state_with_one_line(prefect_harness, tmp_path):

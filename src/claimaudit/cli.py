@@ -14,6 +14,7 @@ from rich.table import Table
 
 from claimaudit import coverage, pipeline, progress
 from claimaudit.errors import ClaimAuditError, RunFailed, Terminated, describe
+from claimaudit.rules import catalogue
 from claimaudit.warehouse import DEFAULT_DB, connect, memory_limit, one
 
 # piped output (cron logs, CI) gets room for whole rows instead of 80 columns of ellipses
@@ -50,10 +51,18 @@ def _print_summary(summary: dict) -> None:
         console.print(f"[yellow]warning:[/] {warning}")
     if summary["quarantine_reasons"]:
         console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in summary["quarantine_reasons"].items()))
+    if not summary["loaded"]:
+        console.print("[bold red]nothing was loaded: no line was audited[/]"
+                      + (" (every row was quarantined: see quarantine.csv for the reasons)" if summary["read"] else
+                         " (the inputs hold no rows)"))
     console.print(f"findings: {f['total']} ({f['error']} error, {f['warning']} warning, {f['info']} info); "
                   f"${summary['amount_at_risk']:,.2f} at risk")
+    dollars = f.get("dollars_by_rule") or {}
+    width = max((len(catalogue.label(r)) for r in f["by_rule"]), default=0)
     for rule, n in f["by_rule"].items():
-        console.print(f"  {rule:<9} {n}")
+        console.print(f"  {catalogue.label(rule):<{width}}  {n:>7,}" + (f"  ${dollars[rule]:,.2f}" if dollars.get(rule) else ""))
+    if f.get("dollars_by_family"):
+        console.print("at risk by family: " + ", ".join(f"{k} ${v:,.2f}" for k, v in f["dollars_by_family"].items() if v))
     h = summary.get("history") or {}
     if h.get("previous_run_id"):
         console.print(f"since run {h['previous_run_id']}: {h['new']} new, {h['recurring']} recurring, "
@@ -65,6 +74,8 @@ def _print_summary(summary: dict) -> None:
     dq = summary.get("data_quality") or {}
     if dq.get("skipped"):
         console.print("data quality: skipped (--no-data-quality): history does not compare its findings")
+    elif dq and not summary["loaded"]:
+        console.print("data quality: checked nothing (no lines loaded)")
     elif dq:
         console.print(f"data quality: {dq['expectations']} expectations, "
                       + (f"failed: {', '.join(dq['failed'])}" if dq["failed"] else "all passed")
@@ -103,10 +114,11 @@ def _print_summary(summary: dict) -> None:
 @click.option("--dask-address", help="Run the partitions on an existing Dask cluster (tcp://host:8786).")
 @unmapped_option
 @ytd_option
+@click.option("--strict", is_flag=True, help="Exit 1 when the run loaded no line (everything quarantined or empty).")
 def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path | None, db: Path,
           use_prefect: bool | None, no_data_quality: bool, scope: str | None, wait: float, partitions: int,
-          dask_workers: int | None, dask_address: str | None, allow_unmapped: bool, therapy_ytd_file: Path | None
-          ) -> None:
+          dask_workers: int | None, dask_address: str | None, allow_unmapped: bool, therapy_ytd_file: Path | None,
+          strict: bool) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
     from claimaudit.ingest.load import check_inputs
 
@@ -138,6 +150,8 @@ def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path
                 raise ClaimAuditError(state.message or "the audit flow failed")
             summary = state.result()
     _print_summary(summary)
+    if strict and not summary["loaded"]:
+        sys.exit(1)
 
 
 def dask_task_runner(workers: int | None, address: str | None):

@@ -51,7 +51,14 @@ def notify(url: str, summary: dict | None, *, error: str | None = None) -> bool:
 def summary_markdown(summary: dict) -> str:
     """The run's headline as Markdown for a Prefect artifact (counts only, no claim data)."""
     f = summary["findings"]
-    rows = "\n".join(f"| {rule} | {n} |" for rule, n in f["by_rule"].items()) or "| (none) | 0 |"
+    from pathlib import Path
+
+    from claimaudit.rules import catalogue
+
+    dollars = f.get("dollars_by_rule") or {}
+    rows = "\n".join(f"| {rule} | {catalogue.name(rule)} | {n} | ${dollars.get(rule, 0):,.2f} |"
+                     for rule, n in f["by_rule"].items()) or "| (none) | | 0 | |"
+    families = ", ".join(f"{k} ${v:,.2f}" for k, v in (f.get("dollars_by_family") or {}).items() if v)
     starter = "\n\n**Starter reference set used: not the CMS tables.**" if summary["reference"]["starter_set_used"] else ""
     h = summary.get("history") or {}
     since = (f"\n\nSince run {h['previous_run_id']}: {h['new']} new, {h['recurring']} recurring, "
@@ -59,5 +66,6 @@ def summary_markdown(summary: dict) -> str:
     return (f"# claimaudit run {summary['run_id']}\n\n"
             f"read {summary['read']} = loaded {summary['loaded']} + quarantined {summary['quarantined']}; "
             f"{f['total']} findings ({f['error']} error, {f['warning']} warning, {f['info']} info); "
-            f"${summary['amount_at_risk']:,.2f} at risk.{since}{starter}\n\nReport: `{summary['out_dir']}/report.html`"
-            f"\n\n| rule | findings |\n|---|---|\n{rows}\n")
+            f"${summary['amount_at_risk']:,.2f} at risk" + (f" ({families})" if families else "") + f".{since}{starter}"
+            f"\n\nReport: `{Path(summary['out_dir']).resolve() / 'report.html'}`"
+            f"\n\n| rule | name | findings | dollars at risk |\n|---|---|---:|---:|\n{rows}\n")

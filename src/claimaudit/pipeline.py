@@ -29,6 +29,7 @@ from claimaudit.errors import ClaimAuditError, InputError
 from claimaudit.ingest.mapping import load_mapping
 from claimaudit.ingest.readers import sha256_file
 from claimaudit.refdata.store import ensure_reference
+from claimaudit.rules import catalogue
 from claimaudit.rules.profiles import load_profiles
 from claimaudit.rules.runner import prepare, run_rules
 from claimaudit.warehouse import connect, memory_limit, one
@@ -341,6 +342,13 @@ def _summary_and_reports(con: duckdb.DuckDBPyConnection, run_id: str, out: Path,
         FROM findings WHERE run_id = ?""", [run_id])
     by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
                                [run_id]).fetchall())
+    # dollars at risk as the headline counts them (error findings), per rule and per family
+    money = con.execute("""SELECT rule_id, family, coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)
+                           FROM findings WHERE run_id = ? GROUP BY 1, 2 ORDER BY 1""", [run_id]).fetchall()
+    dollars_by_rule = {r: round(float(d), 2) for r, _, d in money}
+    dollars_by_family: dict[str, float] = {}
+    for _, family, d in money:
+        dollars_by_family[family] = round(dollars_by_family.get(family, 0.0) + float(d), 2)
     unchecked = dict(con.execute("""SELECT related_code, count(DISTINCT (claim_id, line_number)) FROM findings
                                     WHERE run_id = ? AND rule_id = 'REF-001' GROUP BY 1""", [run_id]).fetchall())
     reference = json.loads(run["reference_versions"] or "[]")
@@ -377,7 +385,10 @@ def _summary_and_reports(con: duckdb.DuckDBPyConnection, run_id: str, out: Path,
             "results": [{**r, "examples": json.loads(r["examples"] or "[]")} for r in dq.to_dicts()],
             "data_docs": "data-docs/index.html" if (out / "data-docs" / "index.html").exists() else None,
         },
-        "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule},
+        "findings": {"total": agg[0], "error": agg[2], "warning": agg[3], "info": agg[4], "by_rule": by_rule,
+                     "dollars_by_rule": dollars_by_rule,
+                     "dollars_by_family": dict(sorted(dollars_by_family.items(), key=lambda kv: -kv[1])),
+                     "rule_names": {r: catalogue.name(r) for r in by_rule}},
         "unchecked_lines": {"ptp": unchecked.get("ptp", 0), "mue": unchecked.get("mue", 0)},
         "unchecked": coverage.causes(con, run_id),
         "families_skipped": skipped,

@@ -87,6 +87,17 @@ def is_x12(path: Path) -> bool:
     return head.startswith(b"ISA") and len(head) > 3 and not chr(head[3]).isalnum()
 
 
+_X12_SEGMENT = re.compile(rb"(GS|ST|BHT|NM1|HL|CLM|SV1|SE|GE|IEA)([*|^~:])[^\r\n]{0,200}?~")
+
+
+def _x12_without_envelope(path: Path) -> str | None:
+    """The first segment id when the file reads as X12 segments (``GS*HC*...~``) without its ISA header."""
+    with path.open("rb") as fh:
+        head = fh.read(512).lstrip(b"\xef\xbb\xbf").lstrip()
+    match = _X12_SEGMENT.match(head)
+    return match.group(1).decode() if match else None
+
+
 def transaction_kind(path: Path) -> str:
     """ST01 of the first transaction set (837, 835...)."""
     from claimaudit.x12.segments import head
@@ -122,6 +133,11 @@ def file_format(path: Path) -> str:
         raise InputError(f"{path}: the file is empty")
     if is_x12(path):
         return "x12"
+    segment = _x12_without_envelope(path)
+    if segment:
+        raise InputError(f"{path}: line 1 starts with an X12 {segment} segment but the file has no ISA interchange "
+                         "header: the envelope is missing (an 837P file starts with ISA*...; ask for the complete "
+                         "file as the clearinghouse sent it)")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"{path}: unsupported file type {path.suffix or '(none)'} (expected .csv, .parquet, .xlsx "

@@ -25,10 +25,10 @@ def findings_by_rule(by_rule: pl.DataFrame) -> str | None:
     if by_rule.is_empty():
         return None
     return _svg(alt.Chart(alt.Data(values=_records(by_rule))).mark_bar().encode(
-        x=alt.X("findings:Q", title="findings"),
-        y=alt.Y("rule_id:N", sort=None, title=None),
+        x=alt.X("findings:Q", title="findings", axis=alt.Axis(format="d", tickMinStep=1)),   # counts: integers
+        y=alt.Y("rule:N", sort=None, title=None, axis=alt.Axis(labelLimit=360)),
         color=alt.Color("severity:N", scale=SEVERITY_COLORS, title="severity"),
-        tooltip=["rule_id:N", "findings:Q", "dollars_at_risk:Q"],
+        tooltip=["rule:N", "findings:Q", "dollars_at_risk:Q"],
     ).properties(width=460, height=max(120, 18 * by_rule.height)))
 
 

@@ -35,5 +35,6 @@ def render_html(data: ReportData, path: Path) -> None:
               ("code", "procedure code", data.by_code.to_dicts())],
         code_pairs=data.code_pairs.to_dicts(), unchecked=data.unchecked.to_dicts(),
         dq=data.data_quality.to_dicts(), resolved=data.resolved.to_dicts() if data.resolved.height else [],
-        findings=data.findings.to_dicts(), findings_total=data.findings_total, columns=COLUMNS, numeric=NUMERIC)
+        findings=data.findings.to_dicts(), findings_total=data.findings_total, columns=COLUMNS, numeric=NUMERIC,
+        rule_names={r["rule_id"]: r["name"] for r in data.by_rule.to_dicts()})
     path.write_text(html, encoding="utf-8")

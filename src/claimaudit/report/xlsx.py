@@ -18,9 +18,10 @@ from claimaudit import spreadsheet
 from claimaudit.report.data import ReportData
 from claimaudit.schema import FINDINGS_COLUMNS
 
-XLSX_FINDINGS_CAP = 50_000       # rows on the Findings sheet (Excel itself stops at 1,048,575)
+XLSX_FINDINGS_CAP = 50_000       # rows on the Findings (and Quarantine) sheet (Excel stops at 1,048,575)
+QUARANTINE_FIRST = ["reason", "source_file", "source_line"]
 DOLLARS = "$#,##0.00"
-WIDTHS = {"run_id": 24, "rule_id": 20, "family": 12, "severity": 9, "claim_id": 14, "line_number": 6,
+WIDTHS = {"run_id": 24, "rule_id": 10, "rule_name": 36, "family": 12, "severity": 9, "claim_id": 14, "line_number": 6,
           "patient_id": 12, "rendering_npi": 12, "date_of_service": 11, "procedure_code": 9, "related_code": 9,
           "related_lines": 24, "expected": 30, "actual": 30, "message": 70, "recommended_action": 60,
           "amount_at_risk": 12, "predicted_carc": 18, "reference": 50, "fingerprint": 34, "status": 10}
@@ -41,14 +42,42 @@ def _stream_findings(workbook, name: str, findings: pl.DataFrame) -> None:
     ws.autofilter(0, 0, max(findings.height, 1), len(columns) - 1)
     rows = findings.with_columns(pl.col("related_lines").list.join(" "),
                                  pl.col("amount_at_risk").cast(pl.Float64)).iter_rows()
+    # (rule_name, right after rule_id, comes from the catalogue: see render_xlsx)
     for r, values in enumerate(rows, start=1):
         ws.write_row(r, 0, values)
 
 
-def _sheet(workbook, name: str, frame: pl.DataFrame, dollars: tuple[str, ...] = ()) -> None:
+def _summary_sheet(workbook, rows: list[tuple[str, object]]) -> None:
+    """Item / value, each value in its own type: numbers as numbers, the start as an Excel datetime."""
+    import datetime as dt
+    import numbers
+
+    ws = workbook.add_worksheet("Summary")
+    bold = workbook.add_format({"bold": True, "bg_color": "#E8ECF0", "border": 1})
+    when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    money = workbook.add_format({"num_format": DOLLARS})
+    count = workbook.add_format({"num_format": "#,##0"})
+    ws.set_column(0, 0, 30)
+    ws.set_column(1, 1, 90)
+    ws.write_row(0, 0, ["item", "value"], bold)
+    for r, (item, value) in enumerate(rows, start=1):
+        ws.write_string(r, 0, item)
+        if isinstance(value, dt.datetime):
+            ws.write_datetime(r, 1, value.replace(tzinfo=None), when)
+        elif isinstance(value, bool) or value is None:
+            ws.write_string(r, 1, "" if value is None else str(value))
+        elif isinstance(value, numbers.Number):
+            ws.write_number(r, 1, float(value), money if item.startswith("dollars") else count)
+        else:
+            ws.write_string(r, 1, str(value))
+
+
+def _sheet(workbook, name: str, frame: pl.DataFrame, dollars: tuple[str, ...] = (),
+           percents: tuple[str, ...] = ()) -> None:
     frame = frame.with_columns([pl.col(c).list.join(" ") for c, t in frame.schema.items() if isinstance(t, pl.List)])
     frame.write_excel(workbook=workbook, worksheet=name, autofilter=True, freeze_panes=(1, 0), autofit=frame.height < 50_000,
-                      column_formats={c: DOLLARS for c in dollars if c in frame.columns},
+                      column_formats={**{c: DOLLARS for c in dollars if c in frame.columns},
+                                      **{c: "0.000%" for c in percents if c in frame.columns}},
                       dtype_formats={pl.Date: "yyyy-mm-dd"}, include_header=True, table_style=None)
 
 
@@ -58,10 +87,15 @@ def render_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, path: Path) ->
     findings = con.sql(f"SELECT {', '.join(FINDINGS_COLUMNS)} FROM findings WHERE run_id = $run "
                        "ORDER BY coalesce(amount_at_risk, 0) DESC, claim_id, line_number, rule_id, related_code "
                        f"LIMIT {XLSX_FINDINGS_CAP}", params={"run": run_id}).pl()
-    quarantine = con.sql("SELECT source_file, source_line, reason, record FROM quarantine WHERE run_id = $run "
-                         "ORDER BY source_file, source_line", params={"run": run_id}).pl()
+    names = {r["rule_id"]: r["name"] for r in data.by_rule.to_dicts()}
+    findings = findings.insert_column(findings.columns.index("rule_id") + 1,
+                                      findings["rule_id"].replace_strict(names, default="").alias("rule_name"))
+    from claimaudit.pipeline import quarantine_frame
+
+    quarantine = quarantine_frame(con, run_id, limit=XLSX_FINDINGS_CAP)       # original fields spread out
+    quarantine = quarantine.select(QUARANTINE_FIRST + [c for c in quarantine.columns if c not in QUARANTINE_FIRST])
     summary_rows = [
-        ("run", run_id), ("started", str(data.run["started_at"])), ("code version", data.run["code_version"]),
+        ("run", run_id), ("started", data.run["started_at"]), ("code version", data.run["code_version"]),
         ("profile (default)", data.run["profile_default"]), ("mapping", data.run["mapping"]),
         ("rows read", s["read"]), ("rows loaded", s["loaded"]), ("rows quarantined", s["quarantined"]),
         ("reconciles", "yes" if s["reconciled"] else "NO"), ("visits", s["visits"]),
@@ -75,13 +109,17 @@ def render_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, path: Path) ->
          else f"the {XLSX_FINDINGS_CAP:,} findings with the most dollars at risk, of {total:,}: the full list is "
               "in findings.parquet and findings.csv"),
     ]
+    if s["quarantined"] > XLSX_FINDINGS_CAP:
+        summary_rows.append(("Quarantine sheet", f"the first {XLSX_FINDINGS_CAP:,} of {s['quarantined']:,} quarantined "
+                                                 "rows: all of them are in quarantine.csv"))
     with spreadsheet.workbook(path) as workbook:         # strings are never formulas or links
-        summary = pl.DataFrame({"item": [k for k, _ in summary_rows], "value": [str(v) if v is not None else ""
-                                                                                for _, v in summary_rows]})
-        _sheet(workbook, "Summary", summary)
+        _summary_sheet(workbook, summary_rows)
         _stream_findings(workbook, "Findings", findings)
         _sheet(workbook, "By provider", data.by_provider, dollars=("dollars_at_risk",))
         _sheet(workbook, "By rule", data.by_rule, dollars=("dollars_at_risk",))
-        _sheet(workbook, "Data quality", data.data_quality if data.data_quality.height else
-               pl.DataFrame({"note": ["data-quality suite skipped for this run"]}))
+        dq = data.data_quality
+        if "unexpected_percent" in dq.columns:          # GX gives percent points; Excel's % format wants a fraction
+            dq = dq.with_columns(pl.col("unexpected_percent") / 100)
+        _sheet(workbook, "Data quality", dq if dq.height else
+               pl.DataFrame({"note": ["data-quality suite skipped for this run"]}), percents=("unexpected_percent",))
         _sheet(workbook, "Quarantine", quarantine)
