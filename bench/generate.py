@@ -152,12 +152,39 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    frame = claims(args.lines)
-    frame.write_csv(args.out / "claims.csv")
-    frame.write_parquet(args.out / "claims.parquet")
+    lines = write_claims(args.lines, args.out)
     ptp_file(args.out / "ccipra-v322r0-f1.txt", args.ptp_rows)
     mue_file(args.out / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv")
-    print(f"generated {frame.height:,} lines and the reference set in {time.perf_counter() - t:.1f} s -> {args.out}")
+    print(f"generated {lines:,} lines and the reference set in {time.perf_counter() - t:.1f} s -> {args.out}")
+
+
+CHUNK = 10_000_000      # lines generated at once: a 30M extract is three practices' worth, appended
+
+
+def write_claims(n_lines: int, out: Path) -> int:
+    """claims.csv and claims.parquet of ``n_lines``, generated CHUNK lines at a time (own seed, claim and
+    patient ids prefixed per chunk), so memory stays that of one chunk; up to CHUNK lines the data is
+    the same as a single ``claims(n_lines)``."""
+    import pyarrow.parquet as pq
+
+    written, writer = 0, None
+    try:
+        with (out / "claims.csv").open("wb") as fh:
+            for k, start in enumerate(range(0, n_lines, CHUNK)):
+                frame = claims(min(CHUNK, n_lines - start), seed=7 + k)
+                if k:
+                    frame = frame.with_columns([(pl.lit(f"K{k}") + pl.col(c)).alias(c) for c in ("claim_id", "patient_id")])
+                frame.write_csv(fh, include_header=k == 0)
+                table = frame.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(out / "claims.parquet", table.schema, compression="zstd")
+                writer.write_table(table)
+                written += frame.height
+                del frame, table
+    finally:
+        if writer is not None:
+            writer.close()
+    return written
 
 
 if __name__ == "__main__":

@@ -290,3 +290,26 @@ def test_csv_title_block_blank_lines_and_rejects_keep_spreadsheet_rows(db, tmp_p
     counts, lines, quarantine = run_ingest(db, tmp_path, path)
     assert lines["source_row"].to_list() == [4, 6, 8]
     assert quarantine.select("reason", "source_line").rows() == [("unparseable_row", "7")]
+
+
+def test_an_unterminated_quote_names_its_line_instead_of_swallowing_the_file(tmp_path):
+    from conftest import SAMPLE
+
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[5].replace(",", ',"', 1)                     # line 6 opens a quote that never closes
+    middle = write_csv(tmp_path / "open_quote.csv", lines[0], *lines[1:])
+    message = _ingest_error(tmp_path / "w.duckdb", tmp_path, middle)
+    assert message.startswith(f"{middle}: line 6: a quoted field opens here and is never closed")
+    assert "\n" not in message and "CLM" not in message                 # no claim values in the error
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    lines[-1] = lines[-1].replace(",", ',"', 3)                    # a cut last line: one unparseable row, as before
+    last = write_csv(tmp_path / "cut_last.csv", lines[0], *lines[1:])
+    summary = pipeline.run_audit([last], db=tmp_path / "w2.duckdb", out=tmp_path / "out", data_quality=False)
+    assert summary["read"] == 669 and summary["quarantine_reasons"].get("unparseable_row") == 1
+
+
+def test_the_de_synpuf_carrier_layout_is_refused_with_the_reason(tmp_path):
+    path = SHARED / "cms" / "desynpuf_carrier_claims_2rows.csv"
+    message = _ingest_error(tmp_path / "w.duckdb", tmp_path, path)
+    assert "a CMS DE-SynPUF carrier claims file" in message and "no units, modifiers or minutes" in message
+    assert message.endswith("--mapping cms_rif_carrier)")                # whole, never cut mid-word

@@ -191,3 +191,23 @@ def test_every_rule_has_a_name_in_the_one_catalogue():
     ids |= {e["meta"]["id"] for e in suite["expectations"]}
     assert len(ids) > 40 and {i for i in ids if not catalogue.name(i)} == set()
     assert catalogue.label("PTP-002") == "PTP-002 NCCI pair without a bypass modifier"
+
+
+def test_trend_has_one_point_per_run_and_skips_families_a_run_did_not_run(tmp_path):
+    import duckdb
+
+    from claimaudit.report.charts import trend
+    from claimaudit.report.data import collect
+
+    db = tmp_path / "w.duckdb"
+    pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "a", scope="clinic")
+    second = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "b", scope="clinic", data_quality=False)
+    with duckdb.connect(str(db), read_only=True) as con:
+        data = collect(con, second["run_id"], second)
+    frame = data.trend
+    assert frame["run_id"].n_unique() == 2                                  # seconds apart, still two points
+    by_run = {r: set(frame.filter(pl.col("run_id") == r)["family"]) for r in frame["run_id"].unique()}
+    assert "data_quality" in by_run[[r for r in by_run if r != second["run_id"]][0]]
+    assert "data_quality" not in by_run[second["run_id"]]                   # skipped: absent, not zero
+    svg = trend(frame, "findings", "findings")
+    assert svg and svg.count(second["run_id"][-6:]) >= 1

@@ -4,7 +4,7 @@
 -- line_number) is taken as the original; every later copy is flagged. Duplicates stay in the data
 -- for every other rule, since both were billed.
 -- Inputs: audit_lines, profiles. Source: X12 CARC 18 "exact duplicate claim/service" (billing-rules.md §6).
-WITH keyed AS (
+WITH keyed AS NOT MATERIALIZED (
     SELECT l.*, list_sort(l.modifiers) AS modifier_key
     FROM audit_lines l
 ), duplicate_keys AS (   -- phase 1: only keys that occur more than once

@@ -17,7 +17,7 @@
 --  MOD-009  97014 (Medicare does not recognize it: bill G0283, §3.3)
 -- Which codes are always-therapy or discipline-specific: data/reference/code_classes.csv (or the CMS
 -- therapy code list when one is imported). Inputs: audit_lines, code_classes, profiles.
-WITH lines AS (
+WITH lines AS NOT MATERIALIZED (
     SELECT l.*, coalesce(c.always_therapy, false) AS always_therapy, c.discipline_modifier,
            coalesce(c.code_class, 'other') AS code_class,
            p.therapy_modifiers_required, p.carc_modifiers, p.carc_assistant, p.carc_chiropractic,

@@ -5,7 +5,7 @@
 --    all lines and claims of the run, modifiers ignored (they cannot bypass a DOS edit); every line
 --    of the code that day is at risk. MAI 2 is absolute; MAI 3 can be appealed with records.
 -- Inputs: audit_lines, dos_versions, mue_edits, profiles.
-WITH lines AS (
+WITH lines AS NOT MATERIALIZED (
     SELECT l.*, m.mue_value, m.mue_adjudication_indicator AS mai, m.mue_adjudication_text, m.version,
            m.source_name, m.source_line, p.carc_mue
     FROM audit_lines l

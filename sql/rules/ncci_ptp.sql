@@ -19,7 +19,7 @@ WITH mods(distinct_service, anatomic, em_either, col2_other) AS (
             'TA', 'T1', 'T2', 'T3', 'T4', 'T5', 'T6', 'T7', 'T8', 'T9', 'LT', 'RT', 'LC', 'LD', 'RC', 'LM', 'RI'],
            ['24', '25', '57'],
            ['27', '58', '78', '79', '91']
-), lines AS (
+), lines AS NOT MATERIALIZED (
     SELECT l.*, d.ptp_version
     FROM audit_lines l JOIN dos_versions d USING (date_of_service)
     WHERE d.ptp_version IS NOT NULL

@@ -19,12 +19,12 @@
 -- Two phases, for speed: numeric sums for every day and code first; the lines, first line and the
 -- §20.2 bill text only for the few groups that produce a finding.
 -- Inputs: audit_lines, code_classes, profiles.
-WITH classed AS (
+WITH classed AS NOT MATERIALIZED (
     SELECT l.*, coalesce(c.code_class, 'other') AS code_class, p.time_method, p.carc_units_time
     FROM audit_lines l
     LEFT JOIN code_classes c USING (procedure_code)
     JOIN profiles p ON p.profile = l.profile
-), timed AS (
+), timed AS NOT MATERIALIZED (
     SELECT * FROM classed WHERE code_class = 'timed_15'
 ), days AS (             -- phase 1: sums per day
     SELECT patient_id, rendering_npi, date_of_service, profile,

@@ -71,10 +71,22 @@ def _required_sources(mapping: Mapping) -> list[str]:
     return [mapping.source_for(c) for c in REQUIRED_COLUMNS if c not in mapping.constants]
 
 
+def _refuse_known_layouts(rows: list[list], path) -> None:
+    """Layouts claimaudit recognises but cannot audit, refused with the reason in one line."""
+    for row in rows:
+        names = {str(c).strip().upper() for c in row if c is not None}
+        if "DESYNPUF_ID" in names and "HCPCS_CD_1" in names:
+            raise InputError(f"{path}: a CMS DE-SynPUF carrier claims file: each row is a claim with up to 13 "
+                             "procedure codes (HCPCS_CD_1..13) and no units, modifiers or minutes, so the PTP "
+                             "placement, MUE, time and modifier rules cannot run on it; audit an extract of claim "
+                             "lines from the billing system (or the CMS RIF carrier layout: --mapping cms_rif_carrier)")
+
+
 def find_header(rows: list[list], mapping: Mapping, path, *, what: str = "row", first_row: int = 1) -> Header:
     """The header among ``rows`` (the file's first rows, cells as text; ``rows[0]`` is the file's row
     ``first_row``) and the role of each column."""
     required = _required_sources(mapping)
+    _refuse_known_layouts(rows[:SEARCH_ROWS], path)
     if mapping.skip_rows is not None:
         index = mapping.skip_rows
         if index >= len(rows):

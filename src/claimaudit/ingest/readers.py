@@ -242,7 +242,10 @@ def _load_csv(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, ru
                             escape = '"', encoding = $encoding, auto_detect = false, store_rejects = true,
                             null_padding = false, max_line_size = 16777216)""", options)
         rejects = con.sql("""SELECT line::BIGINT AS line, any_value(csv_line) AS raw_record,
-                                    string_agg(DISTINCT error_type, '; ') AS error
+                                    string_agg(DISTINCT error_type, '; ') AS error,
+                                    -- an open quote that swallowed the lines after it (not just a cut last line)
+                                    bool_or(error_message ILIKE '%unterminated quote%'
+                                            AND contains(rtrim(csv_line, chr(13) || chr(10)), chr(10))) AS unterminated
                              FROM reject_errors GROUP BY line ORDER BY line""").pl()
     except duckdb.Error as exc:
         text = str(exc)
@@ -257,6 +260,12 @@ def _load_csv(con: duckdb.DuckDBPyConnection, raw: RawFile, mapping: Mapping, ru
         blanks: list[int] = []
         with contextlib.suppress(OSError):            # then load_raw hashes the file again and says why not
             raw.sha256, blanks = scanned.result()
+    open_quote = rejects.filter(pl.col("unterminated"))
+    if open_quote.height:      # the rest of the file would read as one field: never a single quarantined "row"
+        raise InputError(f"{raw.path}: line {open_quote['line'][0]}: a quoted field opens here and is never closed "
+                         "(unterminated \" quote), so every line after it would be read as part of one field; close "
+                         "or remove that quote and run again")
+    rejects = rejects.drop("unterminated")
     bad_encoding = rejects.filter(pl.col("error").str.contains("ENCODING"))
     if bad_encoding.height:
         raise InputError(f"{raw.path}: not {mapping.encoding} text at line {bad_encoding['line'][0]} (wrong "

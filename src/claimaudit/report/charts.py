@@ -46,7 +46,9 @@ def dollars_by(frame: pl.DataFrame, dim: str, title: str, top: int = 10) -> str 
 def trend(frame: pl.DataFrame, measure: str, title: str) -> str | None:
     if frame.is_empty() or frame["run_id"].n_unique() < 2:
         return None
-    data = frame.with_columns(pl.col("started_at").dt.strftime("%Y-%m-%d %H:%M").alias("run"))
+    # one point per run: runs of the same minute stay apart (time to the second and the run id's suffix)
+    data = frame.with_columns((pl.col("started_at").dt.strftime("%Y-%m-%d %H:%M:%S") + " ·"
+                               + pl.col("run_id").str.slice(-6)).alias("run"))
     fmt = "$,.0f" if measure == "dollars_at_risk" else ",d"
     return _svg(alt.Chart(alt.Data(values=_records(data.select("run", "family", measure)))).mark_line(point=True).encode(
         x=alt.X("run:O", title="run", sort=None),

@@ -78,10 +78,15 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict) -> Repor
                           AND started_at <= (SELECT started_at FROM runs WHERE run_id = $run)
                         UNION SELECT run_id, started_at FROM runs WHERE run_id = $run
                         ORDER BY started_at DESC LIMIT 12)
-        SELECT r.run_id, r.started_at, f.family, count(f.rule_id) AS findings,
+        , families AS (SELECT DISTINCT family FROM findings WHERE run_id IN (SELECT run_id FROM recent))
+        , ran AS (         -- every family in every run, except the families a run skipped (not zero: absent)
+            SELECT r.run_id, r.started_at, fam.family
+            FROM recent r CROSS JOIN families fam JOIN runs x ON x.run_id = r.run_id
+            WHERE NOT list_contains(from_json(coalesce(x.families_skipped, '[]'), '["VARCHAR"]'), fam.family))
+        SELECT r.run_id, r.started_at, r.family, count(f.rule_id) AS findings,
                coalesce(sum(f.amount_at_risk) FILTER (WHERE f.severity = 'error'), 0)::DOUBLE AS dollars_at_risk
-        FROM recent r JOIN findings f USING (run_id)
-        GROUP BY ALL ORDER BY r.started_at, f.family""", params={"run": run_id, "scope": run["scope_key"] or ""}).pl()
+        FROM ran r LEFT JOIN findings f ON f.run_id = r.run_id AND f.family = r.family
+        GROUP BY ALL ORDER BY r.started_at, r.family""", params={"run": run_id, "scope": run["scope_key"] or ""}).pl()
     total = con.execute("SELECT count(*) FROM findings WHERE run_id = ?", [run_id]).fetchall()[0][0]
     findings = _q(con, f"""SELECT * EXCLUDE (run_id, fingerprint) FROM findings WHERE run_id = $run
                            ORDER BY coalesce(amount_at_risk, 0) DESC, severity, claim_id, line_number, rule_id
