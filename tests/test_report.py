@@ -207,7 +207,7 @@ def test_trend_has_one_point_per_run_and_skips_families_a_run_did_not_run(tmp_pa
     frame = data.trend
     assert frame["run_id"].n_unique() == 2                                  # seconds apart, still two points
     by_run = {r: set(frame.filter(pl.col("run_id") == r)["family"]) for r in frame["run_id"].unique()}
-    assert "data_quality" in by_run[[r for r in by_run if r != second["run_id"]][0]]
+    assert "data_quality" in by_run[next(r for r in by_run if r != second["run_id"])]
     assert "data_quality" not in by_run[second["run_id"]]                   # skipped: absent, not zero
     svg = trend(frame, "findings", "findings")
     assert svg and svg.count(second["run_id"][-6:]) >= 1

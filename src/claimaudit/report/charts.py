@@ -12,9 +12,22 @@ FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif
 
 
 def _svg(chart: alt.TopLevelMixin) -> str:
-    spec = chart.configure(font=FONT).configure_view(strokeWidth=0).to_dict()
+    # text readable at the size the page shows it (the SVG scales to its column), legends never clipped
+    # (padding: the browser's system font runs wider than the one the SVG was measured with)
+    spec = (chart.properties(padding={"left": 48, "right": 12, "top": 6, "bottom": 6})
+            .configure(font=FONT).configure_view(strokeWidth=0)
+            .configure_axis(labelFontSize=13, titleFontSize=13)
+            .configure_legend(labelFontSize=13, titleFontSize=13, labelLimit=0, orient="bottom")).to_dict()
     svg = vlc.vegalite_to_svg(spec)
     return svg[svg.index("<svg"):] if "<svg" in svg else svg
+
+
+def _count_axis(top: int | None) -> alt.Axis:
+    """An axis of whole counts: integer ticks only (never 0.2, 0.4 ... for a handful of findings)."""
+    top = int(top or 0)
+    if top <= 10:
+        return alt.Axis(format="d", values=list(range(top + 1)))
+    return alt.Axis(format=",d", tickMinStep=1)
 
 
 def _records(frame: pl.DataFrame) -> list[dict]:
@@ -25,11 +38,11 @@ def findings_by_rule(by_rule: pl.DataFrame) -> str | None:
     if by_rule.is_empty():
         return None
     return _svg(alt.Chart(alt.Data(values=_records(by_rule))).mark_bar().encode(
-        x=alt.X("findings:Q", title="findings", axis=alt.Axis(format="d", tickMinStep=1)),   # counts: integers
-        y=alt.Y("rule:N", sort=None, title=None, axis=alt.Axis(labelLimit=360)),
+        x=alt.X("findings:Q", title="findings", axis=_count_axis(by_rule["findings"].max())),
+        y=alt.Y("rule:N", sort=None, title=None, axis=alt.Axis(labelLimit=300)),
         color=alt.Color("severity:N", scale=SEVERITY_COLORS, title="severity"),
         tooltip=["rule:N", "findings:Q", "dollars_at_risk:Q"],
-    ).properties(width=460, height=max(120, 18 * by_rule.height)))
+    ).properties(width=220, height=max(120, 22 * by_rule.height)))
 
 
 def dollars_by(frame: pl.DataFrame, dim: str, title: str, top: int = 10) -> str | None:
@@ -49,9 +62,9 @@ def trend(frame: pl.DataFrame, measure: str, title: str) -> str | None:
     # one point per run: runs of the same minute stay apart (time to the second and the run id's suffix)
     data = frame.with_columns((pl.col("started_at").dt.strftime("%Y-%m-%d %H:%M:%S") + " ·"
                                + pl.col("run_id").str.slice(-6)).alias("run"))
-    fmt = "$,.0f" if measure == "dollars_at_risk" else ",d"
+    axis = alt.Axis(format="$,.0f") if measure == "dollars_at_risk" else _count_axis(frame[measure].max())
     return _svg(alt.Chart(alt.Data(values=_records(data.select("run", "family", measure)))).mark_line(point=True).encode(
-        x=alt.X("run:O", title="run", sort=None),
-        y=alt.Y(f"{measure}:Q", title=title, axis=alt.Axis(format=fmt)),
+        x=alt.X("run:O", title="run", sort=None, axis=alt.Axis(labelAngle=-30, labelLimit=240)),
+        y=alt.Y(f"{measure}:Q", title=title, axis=axis),
         color=alt.Color("family:N", title="family"),
     ).properties(width=460, height=220))

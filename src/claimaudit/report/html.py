@@ -9,10 +9,11 @@ import jinja2
 from claimaudit.report import charts
 from claimaudit.report.data import ReportData
 
-COLUMNS = ["severity", "rule_id", "status", "claim_id", "line_number", "date_of_service", "patient_id",
-           "rendering_npi", "procedure_code", "related_code", "expected", "actual", "message",
-           "recommended_action", "amount_at_risk", "predicted_carc", "reference", "related_lines"]
-NUMERIC = {"line_number", "amount_at_risk"}
+# the findings table, laid out for reading: the line, the rule, what is wrong, what to do, dollars, CARC;
+# the rest (expected/billed, patient and NPI, related lines, reference, status) behind "details"
+FINDING_COLUMNS = [("severity", "severity"), ("line", "claim:line · DOS · code"), ("rule", "rule"),
+                   ("message", "what is wrong"), ("action", "what to do"), ("amount_at_risk", "$ at risk"),
+                   ("carc", "predicted CARC"), ("more", "")]
 
 _env = jinja2.Environment(loader=jinja2.PackageLoader("claimaudit.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
@@ -35,6 +36,6 @@ def render_html(data: ReportData, path: Path) -> None:
               ("code", "procedure code", data.by_code.to_dicts())],
         code_pairs=data.code_pairs.to_dicts(), unchecked=data.unchecked.to_dicts(),
         dq=data.data_quality.to_dicts(), resolved=data.resolved.to_dicts() if data.resolved.height else [],
-        findings=data.findings.to_dicts(), findings_total=data.findings_total, columns=COLUMNS, numeric=NUMERIC,
+        findings=data.findings.to_dicts(), findings_total=data.findings_total, finding_columns=FINDING_COLUMNS,
         rule_names={r["rule_id"]: r["name"] for r in data.by_rule.to_dicts()})
     path.write_text(html, encoding="utf-8")
