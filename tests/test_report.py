@@ -173,9 +173,38 @@ def test_report_renders_in_headless_chromium_without_console_errors(sample_run, 
         driver.save_screenshot(str(out / "report.png"))        # for people to look at
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
+        # the data-quality page with the network switched off: nothing to fetch, every result visible
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                                     "downloadThroughput": 0, "uploadThroughput": 0})
+        driver.get((out / "data-docs" / "index.html").resolve().as_uri())
+        page = driver.execute_script("""
+            return {resources: performance.getEntriesByType('resource').map(function (e) { return e.name; }),
+                    rows: document.querySelectorAll('tbody tr').length, text: document.body.innerText,
+                    styled: getComputedStyle(document.querySelector('th')).backgroundColor};""")
+        assert page["resources"] == [] and page["rows"] == summary["data_quality"]["expectations"] == 23
+        assert "DQ-NPI-CHECK-DIGIT" in page["text"] and "rendering NPI has 10 digits" in page["text"]
+        assert page["styled"] != "rgba(0, 0, 0, 0)"                         # the stylesheet applied
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+        driver.save_screenshot(str(out / "data-docs.png"))
     finally:
         driver.quit()
     assert (out / "report.png").stat().st_size > 10_000
+
+
+def test_no_file_of_the_run_folder_refers_to_the_network(sample_run):
+    import re
+
+    out, _ = sample_run
+    namespaces = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink", "http://www.w3.org/1999/xhtml"}
+    found = {}
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".json", ".csv", ".js", ".css", ".svg"):
+            urls = set(re.findall(r"https?://[^\s\"'<>)]+", path.read_text(encoding="utf-8", errors="replace")))
+            if urls - namespaces:
+                found[path.name] = sorted(urls - namespaces)[:3]
+    assert found == {}
+    assert (out / "data-docs" / "index.html").exists() and not (out / "data-docs" / "static").exists()
 
 
 def test_every_rule_has_a_name_in_the_one_catalogue():

@@ -5,7 +5,7 @@
 * Warning expectations: the rows they name are recorded in ``dq_hits``; sql/rules/data_quality.sql
   turns them into DQ-* findings.
 * Every expectation's result (success, unexpected count and percent, up to 20 example rows) is
-  stored in ``dq_results``; GX Data Docs are built into the run folder (data-docs/index.html).
+  stored in ``dq_results``; the run folder's data-docs/index.html shows them offline (report/data_docs.py).
 
 A run never stops because data is bad; it stops only if the suite itself cannot run.
 """
@@ -104,7 +104,7 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM claim_lines WHERE run_id = '{run_id}'")
     started = time.perf_counter()
     try:
-        output = _validate(db, run_id, view, Path(out_dir) / "data-docs" if out_dir else None)
+        output = _validate(db, run_id, view, None)          # our own offline page below, not GX's CDN site
     finally:
         with connect(db) as con:
             con.execute(f"DROP VIEW IF EXISTS {view}")
@@ -112,7 +112,7 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
     broken = [r for r in results if r["error"]]
     if broken:
         raise ClaimAuditError(f"the data-quality suite could not evaluate {broken[0]['id']}: {scrub(broken[0]['error'])}")
-    flagged = 0
+    flagged, acted = 0, {}
     with connect(db) as con:
         lines = con.execute("SELECT count(*) FROM claim_lines WHERE run_id = ?", [run_id]).fetchall()[0][0]
         for r in results:     # row-query expectations report a count only
@@ -138,10 +138,17 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
             con.execute("INSERT INTO dq_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [run_id, r["id"], r["level"], r["type"], r["description"], r["action"], r["success"],
                          r["unexpected_count"], r["unexpected_percent"], json.dumps(r["examples"], default=str), rows])
+            acted[r["id"]] = rows
             flagged += rows if r["level"] != "blocking" else 0
         quarantined = _quarantine_blocking(con, run_id, {r["id"]: r["quarantine_reason"] for r in results
                                                          if r.get("quarantine_reason")})
         con.execute("COMMIT")
+    if out_dir:
+        from claimaudit.report import data_docs
+
+        data_docs.render(Path(out_dir) / "data-docs" / "index.html", run_id=run_id,
+                         suite=json.loads(suite_path().read_text(encoding="utf-8")), results=results,
+                         rows_acted=acted, lines=lines)
     seconds = output["seconds"]
     seconds["step"] = round(time.perf_counter() - started, 3)
     failed = [r["id"] for r in results if not r["success"]]
