@@ -313,3 +313,28 @@ def test_the_de_synpuf_carrier_layout_is_refused_with_the_reason(tmp_path):
     message = _ingest_error(tmp_path / "w.duckdb", tmp_path, path)
     assert "a CMS DE-SynPUF carrier claims file" in message and "no units, modifiers or minutes" in message
     assert message.endswith("--mapping cms_rif_carrier)")                # whole, never cut mid-word
+
+
+def test_binary_files_named_csv_are_named_for_what_they_are(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "claims.csv", "w") as z:
+        z.writestr("claims.csv", "claim_id\n")
+    assert "is a ZIP archive" in _ingest_error(tmp_path / "w.duckdb", tmp_path, tmp_path / "claims.csv")
+    png = tmp_path / "scan.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    message = _ingest_error(tmp_path / "w2.duckdb", tmp_path, png)
+    assert "is a PNG image" in message and "latin-1" not in message
+
+
+def test_a_3_mb_field_is_one_row_judged_on_its_own_not_the_whole_file_refused(tmp_path):
+    from conftest import SAMPLE
+
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    cells = lines[3].split(",")
+    cells[header.index("assistant_minutes")] = "9" * 3_000_000                  # a 3 MB value
+    lines[3] = ",".join(cells)
+    path = write_csv(tmp_path / "big_field.csv", lines[0], *lines[1:])
+    summary = pipeline.run_audit([path], db=tmp_path / "w.duckdb", out=tmp_path / "out", data_quality=False)
+    assert summary["read"] == 669 and summary["quarantine_reasons"].get("bad_integer:assistant_minutes") == 1
