@@ -111,3 +111,21 @@ def test_a_run_that_loads_nothing_says_so_and_strict_fails_it(tmp_path):
                     "--out", tmp_path / "run3", cwd=tmp_path)
     assert ok.returncode == 0 and "nothing was loaded" not in ok.stdout
     assert "PTP-002 NCCI pair without a bypass modifier" in ok.stdout                # rule names in the printout
+
+
+def test_the_printout_says_where_the_lines_got_their_profile(tmp_path):
+    result = claimaudit("audit", SAMPLE, "--profile", "commercial_cpt", "--no-prefect", "--no-data-quality",
+                        "--db", tmp_path / "w.duckdb", "--out", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ("profiles: 669 row(s) name their profile in the file, 0 take it from the mapping's payer map, 0 the run "
+            "default (commercial_cpt)") in result.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["profile_sources"] == {"file": 669, "payer_map": 0, "run_default": 0}
+    bare = tmp_path / "no_profile.csv"                          # without the column, every line takes --profile
+    import polars as pl
+
+    pl.read_csv(SAMPLE, infer_schema=False).drop("profile").write_csv(bare)
+    again = claimaudit("audit", bare, "--profile", "commercial_cpt", "--no-prefect", "--no-data-quality",
+                       "--db", tmp_path / "w.duckdb", "--out", tmp_path / "run2", cwd=tmp_path)
+    assert again.returncode == 0 and "profiles:" not in again.stdout
+    assert json.loads((tmp_path / "run2" / "summary.json").read_text())["profile_sources"]["run_default"] == 669

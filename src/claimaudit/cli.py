@@ -55,6 +55,11 @@ def _print_summary(summary: dict) -> None:
         console.print("[bold red]nothing was loaded: no line was audited[/]"
                       + (" (every row was quarantined: see quarantine.csv for the reasons)" if summary["read"] else
                          " (the inputs hold no rows)"))
+    ps = summary.get("profile_sources")
+    if ps and (ps["file"] or ps["payer_map"]):     # say when the run's --profile was not what most lines used
+        console.print(f"profiles: {ps['file']:,} row(s) name their profile in the file, {ps['payer_map']:,} take it "
+                      f"from the mapping's payer map, {ps['run_default']:,} the run default "
+                      f"({summary.get('profile_default')})")
     console.print(f"findings: {f['total']} ({f['error']} error, {f['warning']} warning, {f['info']} info); "
                   f"${summary['amount_at_risk']:,.2f} at risk")
     dollars = f.get("dollars_by_rule") or {}

@@ -127,9 +127,10 @@ def ingest(db: str | Path, run_id: str, inputs: list[str | Path], *, mapping: st
                                  known_profiles=set(load_profiles()), keys_per_file=keys_per_file,
                                  allow_unmapped=allow_unmapped)
             _load_remits(con, run_id, remits)
-            con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ?, columns_not_loaded = ? "
-                        "WHERE run_id = ?", [loaded.read, loaded.loaded, loaded.quarantined,
-                                             json.dumps(loaded.columns_not_loaded), run_id])
+            con.execute("UPDATE runs SET rows_read = ?, rows_loaded = ?, rows_quarantined = ?, columns_not_loaded = ?, "
+                        "profile_sources = ? WHERE run_id = ?",
+                        [loaded.read, loaded.loaded, loaded.quarantined, json.dumps(loaded.columns_not_loaded),
+                         json.dumps(loaded.profile_sources), run_id])
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):        # never hide the failure that got us here
@@ -369,6 +370,7 @@ def _summary_and_reports(con: duckdb.DuckDBPyConnection, run_id: str, out: Path,
         "reconciled": run["rows_read"] == run["rows_loaded"] + run["rows_quarantined"],
         "quarantine_reasons": dict(reasons),
         "columns_not_loaded": json.loads(run["columns_not_loaded"] or "[]"),
+        "profile_sources": json.loads(run["profile_sources"]) if run.get("profile_sources") else None,
         "visits": lines[1],
         "reference": {
             "versions": reference,

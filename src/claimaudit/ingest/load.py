@@ -33,6 +33,23 @@ class Loaded:
     quarantined: int
     files: list[dict] = field(default_factory=list)
     columns_not_loaded: list[dict] = field(default_factory=list)   # unmapped (allowed) or declared ignored
+    profile_sources: dict = field(default_factory=lambda: {"file": 0, "payer_map": 0, "run_default": 0})
+
+
+def _profile_sources(con: duckdb.DuckDBPyConnection, raw: RawFile, spec: Mapping) -> dict:
+    """Of the file's rows: how many name their profile, how many take it from the mapping's payer map,
+    how many the run's default (one scan of two raw columns)."""
+    if not raw.records:
+        return {"file": 0, "payer_map": 0, "run_default": 0}
+    if "profile" in spec.constants:
+        return {"file": raw.records, "payer_map": 0, "run_default": 0}
+    where = {c.feeds: f"ca_text(c{c.position})" for c in raw.header.columns if c.feeds in ("profile", "payer")}
+    own = where.get("profile", "NULL::VARCHAR")
+    payer = where.get("payer", "NULL::VARCHAR") if "payer" not in spec.constants else "$payer"
+    sql = (f"SELECT count({own}), count(*) FILTER (WHERE {own} IS NULL AND upper({payer}) IN "
+           f"(SELECT payer_key FROM ca_payer_map)) FROM {raw.table}")
+    own_n, mapped = con.execute(sql, {"payer": str(spec.constants["payer"])} if "$payer" in sql else {}).fetchall()[0]
+    return {"file": own_n, "payer_map": mapped, "run_default": raw.records - own_n - mapped}
 
 
 def _record_keys(raw: RawFile) -> list[str]:
@@ -107,6 +124,8 @@ def load_inputs(con: duckdb.DuckDBPyConnection, run_id: str, inputs: list[str | 
         result.read += raw.rows_read
         result.loaded += loaded
         result.quarantined += quarantined
+        for k, v in _profile_sources(con, raw, canonical if raw.file_format == "x12-837" else mapping).items():
+            result.profile_sources[k] += v
         report = reports[raw.file_index]
         for c in report:
             if c["feeds"] is None:
