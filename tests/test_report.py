@@ -97,6 +97,8 @@ def test_html_is_self_contained_and_shows_the_findings(sample_run):
     assert parsed.refs == ["data-docs/index.html"]                     # the one link: local Data Docs
     assert parsed.rows == summary["findings"]["total"] == int(parsed.headline)
     assert html.count("<svg") >= 4 and "Starter reference set used" in html
+    assert "Dollars at risk by family:</b> modifiers $401.51" in html                  # dollars in the headline
+    assert "MOD-006 Over the KX threshold without KX $143.84" in html
 
 
 def test_history_new_recurring_resolved_and_diff(tmp_path):
