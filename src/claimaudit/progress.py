@@ -4,8 +4,8 @@ The pipeline logs to the ``claimaudit.progress`` logger; who listens decides whe
 
 * the CLI prints the lines on stderr when stderr is a terminal (``claimaudit audit``), and stays quiet
   otherwise (cron, CI, pipes);
-* a Prefect flow run records them in its log (flow_loader adds ``claimaudit`` to Prefect's extra
-  loggers), so the Prefect UI tells the story of the run.
+* a Prefect flow run forwards them to its run log (``forward`` in flows/audit_flow.py), so the Prefect
+  UI tells the story of the run.
 
 Never put claim data in a message: file names, counts, rule ids and seconds only.
 """
@@ -37,17 +37,9 @@ def note(message: str, *args) -> None:
     log.info(message, *args)
 
 
-class _TerminalHandler(logging.Handler):
-    def __init__(self, console) -> None:
-        super().__init__(logging.INFO)
-        self.console, self.started = console, time.perf_counter()
+class _Lines(logging.Handler):
+    """Hands each progress line's text to ``emit_line``."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.console.print(f"[dim]{time.perf_counter() - self.started:7.1f}s[/] {record.getMessage()}",
-                           markup=True, highlight=False)
-
-
-class _Forward(logging.Handler):
     def __init__(self, emit_line) -> None:
         super().__init__(logging.INFO)
         self.emit_line = emit_line
@@ -59,8 +51,8 @@ class _Forward(logging.Handler):
 
 @contextlib.contextmanager
 def forward(emit_line) -> Iterator[None]:
-    """Send each progress line to ``emit_line(text)`` while the block runs (the Prefect run's logger)."""
-    handler = _Forward(emit_line)
+    """Send each progress line to ``emit_line(text)`` while the block runs."""
+    handler = _Lines(emit_line)
     log.addHandler(handler)
     level = log.level
     log.setLevel(logging.INFO)
@@ -71,22 +63,14 @@ def forward(emit_line) -> Iterator[None]:
         log.setLevel(level)
 
 
-@contextlib.contextmanager
-def to_terminal(console) -> Iterator[None]:
-    """Print progress lines on ``console`` (a rich Console on stderr) while the block runs, if it is a
-    terminal; otherwise print nothing."""
+def to_terminal(console) -> contextlib.AbstractContextManager:
+    """Print progress lines on ``console`` (a rich Console on stderr), with the seconds since the start,
+    while the block runs, if it is a terminal; otherwise print nothing."""
     if not console.is_terminal:
-        yield
-        return
-    handler = _TerminalHandler(console)
-    log.addHandler(handler)
-    level = log.level
-    log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
+        return contextlib.nullcontext()
+    started = time.perf_counter()
+    return forward(lambda text: console.print(f"[dim]{time.perf_counter() - started:7.1f}s[/] {text}",
+                                              markup=True, highlight=False))
 
 
 def staged(name: str, done=None):
