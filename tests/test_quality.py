@@ -68,7 +68,7 @@ def test_each_expectation_fails_on_its_fixture_and_only_there(tmp_path):
         con.execute("CREATE TABLE fixture AS SELECT * REPLACE (units::DECIMAL(9,2) AS units, "
                     "charge_amount::DECIMAL(12,2) AS charge_amount, allowed_amount::DECIMAL(12,2) AS allowed_amount) "
                     "FROM frame")
-    results = {r["id"]: r for r in _validate(db, "fixture-run", "fixture", None)["results"]}
+    results = {r["id"]: r for r in _validate(db, "fixture-run", "fixture")["results"]}
     assert not [r["error"] for r in results.values() if r["error"]]
     counts = {k: r["unexpected_count"] for k, r in results.items()}
     assert counts == {k: 2 if k == "DQ-LINE-KEY-UNIQUE" else 1 for k in FAILING}

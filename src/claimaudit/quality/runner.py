@@ -65,12 +65,12 @@ def _hand_over(proc: subprocess.Popen, args_path: Path) -> str:
     return stderr
 
 
-def _validate(db: Path, run_id: str, view: str, docs_dir: Path | None) -> dict:
+def _validate(db: Path, run_id: str, view: str) -> dict:
     """Run the suite in the GX worker process. Its files (claim ids and NPIs in the results) live in a
     0700 folder of the warehouse's work folder, removed on every way out; the worker dies with us."""
     with workdir.private_dir(db, "dq") as tmp:
         args = {"db": str(db.resolve()), "run_id": run_id, "view": view, "suite": str(suite_path()),
-                "docs_dir": str(docs_dir.resolve()) if docs_dir else None, "out": str(Path(tmp) / "out.json"),
+                "out": str(Path(tmp) / "out.json"),
                 "memory_limit": memory_limit(), "spill": str(Path(tmp) / "spill")}
         (Path(tmp) / "args.json").write_text(json.dumps(args), encoding="utf-8")
         # the worker is killed on any exception here (Ctrl-C, SIGTERM); the worker itself asks the
@@ -104,7 +104,7 @@ def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) 
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM claim_lines WHERE run_id = '{run_id}'")
     started = time.perf_counter()
     try:
-        output = _validate(db, run_id, view, None)          # our own offline page below, not GX's CDN site
+        output = _validate(db, run_id, view)          # results only: the offline page is ours (below)
     finally:
         with connect(db) as con:
             con.execute(f"DROP VIEW IF EXISTS {view}")

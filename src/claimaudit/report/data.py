@@ -44,8 +44,10 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict) -> Repor
                           FROM findings WHERE run_id = $run GROUP BY ALL ORDER BY family, rule_id""", run_id)
     from claimaudit.rules import catalogue
 
-    by_rule = by_rule.with_columns(pl.col("rule_id").map_elements(catalogue.name, return_dtype=pl.String).alias("name"),
-                                   pl.col("rule_id").map_elements(catalogue.label, return_dtype=pl.String).alias("rule"))
+    names = pl.col("rule_id").replace_strict(catalogue.names(), default="", return_dtype=pl.String)
+    by_rule = by_rule.with_columns(names.alias("name"),
+                                   pl.when(names != "").then(pl.col("rule_id") + " " + names)
+                                   .otherwise(pl.col("rule_id")).alias("rule"))
     by_family = _q(con, f"""SELECT family, count(*) AS findings, {_AT_RISK},
                             count(*) FILTER (WHERE severity = 'error') AS errors
                             FROM findings WHERE run_id = $run GROUP BY ALL ORDER BY dollars_at_risk DESC, family""",

@@ -31,7 +31,8 @@ def render(path: Path, *, run_id: str, suite: dict, results: list[dict], rows_ac
     failed = [r["id"] for r in results if not r["success"]]
     html = _env.get_template("data_docs.html.j2").render(run_id=run_id, suite_name=suite.get("name", ""),
                                                        results=shown, failed=failed, lines=lines)
+    from claimaudit.pipeline import atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(path)
+    with atomic(path) as tmp:                       # whole or not at all, like every output
+        tmp.write_text(html, encoding="utf-8")
