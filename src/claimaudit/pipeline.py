@@ -341,14 +341,14 @@ def _summary_and_reports(con: duckdb.DuckDBPyConnection, run_id: str, out: Path,
                count(*) FILTER (WHERE severity = 'error'), count(*) FILTER (WHERE severity = 'warning'),
                count(*) FILTER (WHERE severity = 'info')
         FROM findings WHERE run_id = ?""", [run_id])
-    by_rule = dict(con.execute("SELECT rule_id, count(*) FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1",
-                               [run_id]).fetchall())
-    # dollars at risk as the headline counts them (error findings), per rule and per family
-    money = con.execute("""SELECT rule_id, family, coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)
-                           FROM findings WHERE run_id = ? GROUP BY 1, 2 ORDER BY 1""", [run_id]).fetchall()
-    dollars_by_rule = {r: round(float(d), 2) for r, _, d in money}
+    # per rule: findings, and dollars at risk as the headline counts them (error findings); per family from those
+    per_rule = con.execute("""SELECT rule_id, any_value(family), count(*),
+                                     coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)
+                              FROM findings WHERE run_id = ? GROUP BY 1 ORDER BY 1""", [run_id]).fetchall()
+    by_rule = {r: n for r, _, n, _ in per_rule}
+    dollars_by_rule = {r: round(float(d), 2) for r, _, _, d in per_rule}
     dollars_by_family: dict[str, float] = {}
-    for _, family, d in money:
+    for _, family, _, d in per_rule:
         dollars_by_family[family] = round(dollars_by_family.get(family, 0.0) + float(d), 2)
     unchecked = dict(con.execute("""SELECT related_code, count(DISTINCT (claim_id, line_number)) FROM findings
                                     WHERE run_id = ? AND rule_id = 'REF-001' GROUP BY 1""", [run_id]).fetchall())
