@@ -248,6 +248,23 @@ def test_claim_data_never_reaches_prefect_stderr_or_tmp(tmp_path, prefect_harnes
     assert leaked == []
 
 
+def test_report_xlsx_is_assembled_in_memory_not_in_tmp(tmp_path, monkeypatch):
+    """xlsxwriter writes each sheet's XML to tempfile.mkstemp() (/tmp) before zipping unless told
+    otherwise: the findings sheet (claim and patient ids) would sit in /tmp while it is written."""
+    import tempfile
+
+    made = []
+    real = tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get("dir") or (args[2] if len(args) > 2 else None))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tempfile, "mkstemp", spy)
+    summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out", data_quality=False)
+    assert summary["findings"]["total"] > 0 and (tmp_path / "out" / "report.xlsx").exists()
+    assert made == []
+
+
 def test_the_data_quality_worker_files_live_in_a_private_folder(tmp_path, monkeypatch):
     from claimaudit.quality import runner
 

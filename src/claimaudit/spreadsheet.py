@@ -56,6 +56,8 @@ def copy_csv(relation: duckdb.DuckDBPyRelation, path: Path) -> None:
 
 
 def workbook(path: Path) -> xlsxwriter.Workbook:
-    """An xlsxwriter workbook in which a string is always a string cell."""
+    """An xlsxwriter workbook in which a string is always a string cell, assembled in memory: by default
+    xlsxwriter writes each sheet's XML to a temporary file in /tmp first, and these sheets hold claim data."""
     return xlsxwriter.Workbook(str(path), {"remove_timezone": True, "strings_to_formulas": False,
-                                           "strings_to_urls": False, "strings_to_numbers": False})
+                                           "strings_to_urls": False, "strings_to_numbers": False,
+                                           "in_memory": True})
