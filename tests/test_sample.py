@@ -28,6 +28,11 @@ def test_sample_reconciles_and_matches_expected_findings(tmp_path):
                   for r in EXPECTED.filter(pl.col("rule_id").is_in(IMPLEMENTED)).iter_rows(named=True))
     assert got == want
     assert set(EXPECTED["rule_id"]) <= IMPLEMENTED | {"MUE-001"}      # every expected finding is asserted
+    # both findings files in one order (the CSV is read back from the sorted Parquet)
+    keys = ["claim_id", "line_number", "rule_id", "related_code", "reference"]
+    csv = pl.read_csv(tmp_path / "out" / "findings.csv", infer_schema=False)
+    assert findings.height == csv.height and findings.equals(findings.sort(keys, nulls_last=True))
+    assert csv.select(keys).equals(findings.select(pl.col(keys).cast(pl.String)))
 
 
 def test_sample_data_quality_results(tmp_path):
