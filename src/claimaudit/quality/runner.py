@@ -37,10 +37,10 @@ _warm: dict[str, subprocess.Popen] = {}       # a worker started ahead, per ware
 
 
 def _start_worker(db: Path) -> subprocess.Popen:
-    """A GX worker process for ``db``: it imports Great Expectations (~4-6 s) at once, then waits on its
-    stdin for the path of its arguments file. It dies with this process (PR_SET_PDEATHSIG)."""
+    """A GX worker process for ``db``: it imports Great Expectations (~2-6 s) and builds the suite at once,
+    then waits on its stdin for the path of its arguments file. It dies with this process (PR_SET_PDEATHSIG)."""
     return subprocess.Popen([sys.executable, "-m", "claimaudit.quality.gx_worker", "--for", str(db.resolve()),
-                             "--parent", str(os.getpid())],
+                             "--parent", str(os.getpid()), "--suite", str(suite_path())],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

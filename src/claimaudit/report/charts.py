@@ -22,6 +22,12 @@ def _svg(chart: alt.TopLevelMixin) -> str:
     return svg[svg.index("<svg"):] if "<svg" in svg else svg
 
 
+def warm() -> None:
+    """Render one empty chart: vl-convert starts its JavaScript engine on the first call (~0.7 s), which
+    the audit does while it waits for the data-quality worker instead of in the outputs stage."""
+    vlc.vegalite_to_svg({"mark": "bar", "data": {"values": []}})
+
+
 def _count_axis(top: int | None) -> alt.Axis:
     """An axis of whole counts: integer ticks only (never 0.2, 0.4 ... for a handful of findings)."""
     top = int(top or 0)
