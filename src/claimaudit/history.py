@@ -35,28 +35,33 @@ def scope_key(con: duckdb.DuckDBPyConnection, run_id: str, label: str | None = N
     return "npis:" + con.execute("SELECT md5(?)", [npis[0][0] or ""]).fetchall()[0][0][:16]
 
 
-def _compared_sql() -> str:
+def _compared_sql(sides: tuple[str, ...] = ("later", "earlier")) -> str:
     """Every finding of runs $a (earlier) and $b (later) with its change: new, recurring, resolved or
-    not_compared (the other run did not check the finding's family on its day)."""
-    return f"""
-        WITH a AS (SELECT * FROM findings WHERE run_id = $a), b AS (SELECT * FROM findings WHERE run_id = $b),
-             ua AS ({unchecked_sql('$a')}), ub AS ({unchecked_sql('$b')}),
-             sa AS ({skipped_sql('$a')}), sb AS ({skipped_sql('$b')})
+    not_compared (the other run did not check the finding's family on its day). ``sides``: the later
+    run's findings (new, recurring, not_compared), the earlier run's that are gone (resolved,
+    not_compared_resolved), or both."""
+    later = """
         SELECT CASE WHEN b.fingerprint IN (SELECT fingerprint FROM a) THEN 'recurring'
                     WHEN b.family IN (SELECT family FROM sa)
                       OR (b.family, b.patient_id, b.rendering_npi, b.date_of_service) IN (
                           SELECT (family, patient_id, rendering_npi, date_of_service) FROM ua)
                       OR (b.rule_id, b.patient_id, b.rendering_npi, b.date_of_service) IN (
                           SELECT (family, patient_id, rendering_npi, date_of_service) FROM ua) THEN 'not_compared'
-                    ELSE 'new' END AS change, b.* FROM b
-        UNION ALL
+                    ELSE 'new' END AS change, b.* FROM b"""
+    earlier = """
         SELECT CASE WHEN a.family IN (SELECT family FROM sb)
                       OR (a.family, a.patient_id, a.rendering_npi, a.date_of_service) IN (
                           SELECT (family, patient_id, rendering_npi, date_of_service) FROM ub)
                       OR (a.rule_id, a.patient_id, a.rendering_npi, a.date_of_service) IN (
                           SELECT (family, patient_id, rendering_npi, date_of_service) FROM ub) THEN 'not_compared_resolved'
-                    ELSE 'resolved' END, a.* FROM a
+                    ELSE 'resolved' END AS change, a.* FROM a
         WHERE a.fingerprint NOT IN (SELECT fingerprint FROM b)"""
+    parts = {"later": later, "earlier": earlier}
+    return f"""
+        WITH a AS (SELECT * FROM findings WHERE run_id = $a), b AS (SELECT * FROM findings WHERE run_id = $b),
+             ua AS ({unchecked_sql('$a')}), ub AS ({unchecked_sql('$b')}),
+             sa AS ({skipped_sql('$a')}), sb AS ({skipped_sql('$b')})
+        {" UNION ALL ".join(parts[side] for side in sides)}"""
 
 
 def record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
@@ -69,16 +74,19 @@ def record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
                               ORDER BY started_at DESC LIMIT 1""", [key, run_id]).fetchall()
     previous_id = previous[0][0] if previous else None
     con.execute(f"UPDATE findings SET fingerprint = {FINGERPRINT_SQL} WHERE run_id = ?", [run_id])
-    if previous_id:
-        con.execute(f"""UPDATE findings SET status = c.change
-                        FROM ({_compared_sql()}) c
-                        WHERE findings.run_id = $b AND c.change IN ('new', 'recurring', 'not_compared')
-                          AND c.fingerprint = findings.fingerprint""", {"a": previous_id, "b": run_id})
+    if previous_id:             # compared once: the statuses and the counts both come from it
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE history_compared AS
+                        SELECT change, fingerprint FROM ({_compared_sql()})""", {"a": previous_id, "b": run_id})
+        con.execute("""UPDATE findings SET status = c.change FROM history_compared c
+                       WHERE findings.run_id = ? AND c.change IN ('new', 'recurring', 'not_compared')
+                         AND c.fingerprint = findings.fingerprint""", [run_id])
+        counts = _counts(con.execute("SELECT change, count(DISTINCT fingerprint) FROM history_compared GROUP BY 1")
+                         .fetchall())
+        con.execute("DROP TABLE history_compared")
     else:
         con.execute("UPDATE findings SET status = 'new' WHERE run_id = ?", [run_id])
-    counts = diff_counts(con, previous_id, run_id) if previous_id else {
-        "new": con.execute("SELECT count(*) FROM findings WHERE run_id = ?", [run_id]).fetchall()[0][0],
-        "recurring": 0, "resolved": 0, "not_compared": 0}
+        counts = {"new": con.execute("SELECT count(*) FROM findings WHERE run_id = ?", [run_id]).fetchall()[0][0],
+                  "recurring": 0, "resolved": 0, "not_compared": 0}
     con.execute("UPDATE runs SET scope_key = ?, previous_run_id = ?, findings_new = ?, findings_recurring = ?, "
                 "findings_resolved = ?, findings_not_compared = ? WHERE run_id = ?",
                 [key, previous_id, counts["new"], counts["recurring"], counts["resolved"], counts["not_compared"],
@@ -88,18 +96,23 @@ def record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
 
 def diff_counts(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str) -> dict:
     """Counts of distinct fingerprints per change; ``not_compared`` covers both directions."""
-    rows = dict(con.execute(f"SELECT change, count(DISTINCT fingerprint) FROM ({_compared_sql()}) GROUP BY 1",
-                            {"a": run_a, "b": run_b}).fetchall())
+    return _counts(con.execute(f"SELECT change, count(DISTINCT fingerprint) FROM ({_compared_sql()}) GROUP BY 1",
+                               {"a": run_a, "b": run_b}).fetchall())
+
+
+def _counts(rows: list[tuple[str, int]]) -> dict:
+    rows = dict(rows)
     return {"new": rows.get("new", 0), "recurring": rows.get("recurring", 0), "resolved": rows.get("resolved", 0),
             "not_compared": rows.get("not_compared", 0) + rows.get("not_compared_resolved", 0)}
 
 
-def diff(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str) -> pl.DataFrame:
+def diff(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str,
+         sides: tuple[str, ...] = ("later", "earlier")) -> pl.DataFrame:
     """Findings that changed from run A to run B: change = new (only in B) or resolved (only in A);
     findings the other run did not check are left out (``diff_counts`` counts them)."""
     return con.sql(f"""
         SELECT change, rule_id, severity, claim_id, line_number, procedure_code, related_code, amount_at_risk, message
-        FROM ({_compared_sql()}) WHERE change IN ('new', 'resolved')
+        FROM ({_compared_sql(sides)}) WHERE change IN ('new', 'resolved')
         ORDER BY change, rule_id, claim_id, line_number""", params={"a": run_a, "b": run_b}).pl()
 
 
@@ -108,4 +121,4 @@ def resolved(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
     prev = con.execute("SELECT previous_run_id FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not prev or not prev[0][0]:
         return pl.DataFrame()
-    return diff(con, prev[0][0], run_id).filter(pl.col("change") == "resolved")
+    return diff(con, prev[0][0], run_id, sides=("earlier",))
