@@ -16,8 +16,10 @@
 --  any profile:
 --    TIME-005 error   day+code an untimed per-session code billed with more than 1 unit that day
 -- Day- and code-level findings sit on the group's first line (claim_id, line_number order).
--- Two phases, for speed: numeric sums for every day and code first; the lines, first line and the
--- §20.2 bill text only for the few groups that produce a finding.
+-- Two phases, for speed: numeric sums for every day and code first (one grouping each over the timed
+-- lines; the §20.2 window partitions by a numeric day_id, not by the four key columns); then one pass
+-- picks the lines of the days and codes that produce a finding, and only those get their first line,
+-- line list and §20.2 bill text.
 -- Inputs: audit_lines, code_classes, profiles.
 WITH classed AS NOT MATERIALIZED (
     SELECT l.*, coalesce(c.code_class, 'other') AS code_class, p.time_method, p.carc_units_time
@@ -26,25 +28,26 @@ WITH classed AS NOT MATERIALIZED (
     JOIN profiles p ON p.profile = l.profile
 ), timed AS NOT MATERIALIZED (
     SELECT * FROM classed WHERE code_class = 'timed_15'
-), days AS (             -- phase 1: sums per day
+), codes AS (            -- phase 1: sums per day and code (one pass over the timed lines)
+    SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code,
+           sum(minutes) AS minutes, sum(units) AS units, sum(minutes) // 15 AS base,
+           sum(minutes) % 15 AS leftover, sum(line_amount) / sum(units) AS unit_amount
+    FROM timed
+    GROUP BY patient_id, rendering_npi, date_of_service, profile, procedure_code
+), days AS (             -- phase 1: sums per day; day_id: a short key for the window below
     SELECT patient_id, rendering_npi, date_of_service, profile,
            any_value(time_method) AS time_method, any_value(carc_units_time) AS carc,
            bool_or(minutes IS NULL) AS unchecked,
-           sum(minutes) AS total_minutes, sum(units) AS billed, sum(line_amount) / sum(units) AS unit_amount
+           sum(minutes) AS total_minutes, sum(units) AS billed, sum(line_amount) / sum(units) AS unit_amount,
+           row_number() OVER () AS day_id
     FROM timed
     GROUP BY patient_id, rendering_npi, date_of_service, profile
 ), checked_days AS (
     SELECT d.*, CASE WHEN total_minutes < 8 THEN 0 ELSE (total_minutes + 7) // 15 END AS allowed
     FROM days d WHERE NOT unchecked
-), codes AS (            -- phase 1: sums per day and code, §20.2 floors and leftovers
-    SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile, t.procedure_code,
-           sum(t.minutes) AS minutes, sum(t.units) AS units, sum(t.minutes) // 15 AS base,
-           sum(t.minutes) % 15 AS leftover, sum(t.line_amount) / sum(t.units) AS unit_amount
-    FROM timed t
-    SEMI JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
-    GROUP BY ALL
 ), allocation AS (       -- the §20.2 bill: floors, then the remaining units to the largest leftovers
-    SELECT c.*, d.allowed, d.billed, d.total_minutes, d.carc AS d_carc,
+    SELECT c.*, d.allowed, d.billed, d.total_minutes,
+           d.carc AS d_carc,
            c.base + CASE WHEN row_number() OVER day_by_leftover <= d.allowed - sum(c.base) OVER day THEN 1 ELSE 0 END
                AS cms_units,
            -- R = units left after the floors; a code is entitled to one of them only if fewer than R
@@ -54,14 +57,15 @@ WITH classed AS NOT MATERIALIZED (
     FROM codes c
     JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8
-    WINDOW day AS (PARTITION BY c.patient_id, c.rendering_npi, c.date_of_service, c.profile),
+    WINDOW day AS (PARTITION BY d.day_id),
            day_by_leftover AS (day ORDER BY c.leftover DESC, c.procedure_code)
 ), t002 AS (             -- right total, split contradicts §20.2
     SELECT * FROM allocation
     WHERE billed = allowed
       AND (units < base OR units > base + 1 OR (units = base + 1 AND codes_with_more_leftover >= remaining))
 ), t004 AS (             -- CPT per-code rule
-    SELECT c.*, d.carc, CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END AS cpt_units
+    SELECT c.*, d.carc,
+           CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END AS cpt_units
     FROM codes c
     JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cpt_per_code' AND c.units > CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END
@@ -70,13 +74,23 @@ WITH classed AS NOT MATERIALIZED (
     WHERE time_method = 'cms_total' AND (total_minutes < 8 OR billed <> allowed)
     UNION
     SELECT patient_id, rendering_npi, date_of_service, profile FROM t002
-), day_lines AS (        -- phase 2: lines of the flagged days only
+), flagged_codes AS (    -- codes with a code-level finding (TIME-002, TIME-004)
+    SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t002
+    UNION SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t004
+), flagged_lines AS MATERIALIZED (   -- phase 2: the lines of those days and codes, in one pass
+    SELECT t.claim_id, t.line_number, t.patient_id, t.rendering_npi, t.date_of_service, t.profile,
+           t.procedure_code, t.units, t.line_amount, t.line_ref
+    FROM timed t
+    SEMI JOIN (SELECT patient_id, rendering_npi, date_of_service, profile FROM flagged_days
+               UNION SELECT patient_id, rendering_npi, date_of_service, profile FROM t004) f
+         USING (patient_id, rendering_npi, date_of_service, profile)
+), day_lines AS (        -- phase 2: per flagged day, its first line and all its lines
     SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile,
            arg_min(t.claim_id, (t.claim_id, t.line_number)) AS claim_id,
            arg_min(t.line_number, (t.claim_id, t.line_number)) AS line_number,
            arg_min(t.procedure_code, (t.claim_id, t.line_number)) AS procedure_code,
            list(t.line_ref ORDER BY t.claim_id, t.line_number) AS related_lines
-    FROM timed t
+    FROM flagged_lines t
     SEMI JOIN flagged_days f USING (patient_id, rendering_npi, date_of_service, profile)
     GROUP BY ALL
 ), cms_bill AS (         -- phase 2: the §20.2 bill text of the flagged days only
@@ -86,15 +100,13 @@ WITH classed AS NOT MATERIALIZED (
     FROM allocation a
     SEMI JOIN flagged_days f USING (patient_id, rendering_npi, date_of_service, profile)
     GROUP BY ALL
-), code_lines AS (       -- phase 2: lines of the flagged codes only (TIME-002, TIME-004)
+), code_lines AS (       -- phase 2: per flagged code, its first line and all its lines
     SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile, t.procedure_code,
            arg_min(t.claim_id, (t.claim_id, t.line_number)) AS claim_id,
            arg_min(t.line_number, (t.claim_id, t.line_number)) AS line_number,
            list(t.line_ref ORDER BY t.claim_id, t.line_number) AS related_lines
-    FROM timed t
-    SEMI JOIN (SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t002
-               UNION SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t004) k
-         USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
+    FROM flagged_lines t
+    SEMI JOIN flagged_codes k USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
     GROUP BY ALL
 ), time_findings AS (
     -- TIME-007: timed line without minutes
@@ -118,7 +130,7 @@ WITH classed AS NOT MATERIALIZED (
                || 'minutes earn no unit, so ' || t.procedure_code || ' will be denied.',
            'Remove ' || t.procedure_code || ' from the claim, or correct the minutes if more were documented.',
            t.line_amount, d.carc, 'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2): under 8 minutes, no unit'
-    FROM timed t
+    FROM flagged_lines t
     JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
     JOIN day_lines l USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cms_total' AND d.total_minutes < 8
