@@ -242,3 +242,16 @@ def test_trend_has_one_point_per_run_and_skips_families_a_run_did_not_run(tmp_pa
     assert "data_quality" not in by_run[second["run_id"]]                   # skipped: absent, not zero
     svg = trend(frame, "findings", "findings")
     assert svg and svg.count(second["run_id"][-6:]) >= 1
+
+
+def test_by_rule_chart_cuts_long_names_by_characters_and_keeps_labels_apart():
+    from claimaudit.report import charts
+
+    long_a = "DQ-LONG-A " + "a very long data-quality expectation name" * 2
+    long_b = "DQ-LONG-B " + "a very long data-quality expectation name" * 2
+    frame = pl.DataFrame({"rule": [long_a, long_b, "MOD-001 short"], "findings": [3, 2, 1],
+                          "severity": ["warning", "warning", "error"], "dollars_at_risk": [0.0, 0.0, 1.0]})
+    svg = charts.findings_by_rule(frame)
+    assert long_a not in svg and long_b not in svg and "MOD-001 short" in svg
+    cut = [long_a[:charts.RULE_LABEL_CHARS - 1] + "…", long_b[:charts.RULE_LABEL_CHARS - 1] + "…"]
+    assert all(label in svg for label in cut) and cut[0] != cut[1]
