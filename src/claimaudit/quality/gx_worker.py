@@ -1,9 +1,11 @@
 """Validate one run's lines with Great Expectations (GX Core 1.x) on the DuckDB SQL path.
 
-Run as a subprocess by claimaudit.quality.runner: ``python -m claimaudit.quality.gx_worker ARGS.json``.
-A separate process because GX keeps its DuckDB connection open for the life of the process (the
-warehouse must be writable again right after), imports in ~4 s, and prints nanobind leak notices
-at exit. It reads the warehouse read-only and writes nothing but the results JSON and Data Docs.
+Run as a subprocess by claimaudit.quality.runner, started with the audit: ``python -m
+claimaudit.quality.gx_worker --for DB --parent PID --suite FILE`` imports GX and builds the suite at
+once, then reads its arguments file's path from stdin (:func:`main`). A separate process because GX
+keeps its DuckDB connection open for the life of the process (the warehouse must be writable again
+right after), imports in ~3-5 s, and prints nanobind leak notices at exit. It reads the warehouse
+read-only and writes nothing but the results JSON.
 
 Why the SQL path: on 1M lines it validates the suite in well under a second, against ~5 s for the
 pandas path (STACK.md). It needs one workaround: GX returns a pooled connection before reading the
