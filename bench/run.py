@@ -144,6 +144,7 @@ def main() -> None:
         rows += [("ingest", timings["ingest"], n),
                  ("data quality step (GX subprocess, all)", timings["data_quality"], n),
                  ("  GX suite validation only", timings["data_quality_validate"], n),
+                 ("  waiting for the worker's GX import", timings.get("data_quality_waited_for_import") or 0.0, None),
                  ("reference", timings["reference"], n), ("rules", timings["rules"], n)]
         rows += [(f"  rules: {name}", s, n) for name, s in timings["rule_files"].items()]
         rows.append(("outputs (findings, reports, summary)", timings["outputs"], n))

@@ -166,6 +166,7 @@ def _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_u
         if "error" in dq:
             return Failed(message=dq["error"])
         timings["data_quality_validate"] = dq["seconds"]["validate"]
+        timings["data_quality_waited_for_import"] = dq["seconds"].get("waited_for_import")
     ref = step("reference", reference_check, db, run_id)
     if "error" in ref:
         return Failed(message=ref["error"])

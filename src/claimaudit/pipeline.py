@@ -479,6 +479,7 @@ def _audit_steps(db: str | Path, run_id: str, out_dir: str | Path, *, data_quali
         quality = step("data-quality", check_quality, db, run_id, out_dir)
         timings["data_quality"] = round(time.perf_counter() - t, 3)
         timings["data_quality_validate"] = quality["seconds"]["validate"]
+        timings["data_quality_waited_for_import"] = quality["seconds"].get("waited_for_import")
     t = time.perf_counter()
     step("reference-check", check_reference, db, run_id)
     timings["reference"] = round(time.perf_counter() - t, 3)

@@ -136,12 +136,16 @@ def main(argv: list[str]) -> int:
     parent = int(argv[argv.index("--parent") + 1])
     _die_with_parent(parent)
     prepared = prepare(argv[argv.index("--suite") + 1])    # the slow part, done while the audit ingests
+    prepared["ready_at"] = time.time()
     path = sys.stdin.readline().strip()
     if not path:
         return 0
     with open(path, encoding="utf-8") as fh:
         arguments = json.load(fh)
     output = validate(arguments, prepared)
+    # how long the audit's data-quality step waited for the import it started at the beginning of the run
+    output["seconds"]["waited_for_import"] = round(max(0.0, prepared["ready_at"] - arguments["handed_over_at"]), 3) \
+        if "handed_over_at" in arguments else None
     with open(arguments["out"], "w", encoding="utf-8") as fh:
         json.dump(output, fh, default=str)
     return 0

@@ -71,7 +71,7 @@ def _validate(db: Path, run_id: str, view: str) -> dict:
     with workdir.private_dir(db, "dq") as tmp:
         args = {"db": str(db.resolve()), "run_id": run_id, "view": view, "suite": str(suite_path()),
                 "out": str(Path(tmp) / "out.json"),
-                "memory_limit": memory_limit(), "spill": str(Path(tmp) / "spill")}
+                "memory_limit": memory_limit(), "spill": str(Path(tmp) / "spill"), "handed_over_at": time.time()}
         (Path(tmp) / "args.json").write_text(json.dumps(args), encoding="utf-8")
         # the worker is killed on any exception here (Ctrl-C, SIGTERM); the worker itself asks the
         # kernel to kill it when this process dies (PR_SET_PDEATHSIG), e.g. on kill -9
