@@ -165,8 +165,7 @@ def _audit_steps(inputs, db, mapping, profile, data_quality, partitions, allow_u
         dq = step("data_quality", quality, db, run_id, out_dir)
         if "error" in dq:
             return Failed(message=dq["error"])
-        timings["data_quality_validate"] = dq["seconds"]["validate"]
-        timings["data_quality_waited_for_import"] = dq["seconds"].get("waited_for_import")
+        timings.update(pipeline.quality_timings(dq))
     ref = step("reference", reference_check, db, run_id)
     if "error" in ref:
         return Failed(message=ref["error"])

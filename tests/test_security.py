@@ -257,7 +257,7 @@ def test_report_xlsx_is_assembled_in_memory_not_in_tmp(tmp_path, monkeypatch):
     real = tempfile.mkstemp
 
     def spy(*args, **kwargs):
-        made.append(kwargs.get("dir") or (args[2] if len(args) > 2 else None))
+        made.append((args, kwargs))
         return real(*args, **kwargs)
     monkeypatch.setattr(tempfile, "mkstemp", spy)
     summary = pipeline.run_audit([SAMPLE], db=tmp_path / "w.duckdb", out=tmp_path / "out", data_quality=False)
