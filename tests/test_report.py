@@ -255,3 +255,23 @@ def test_by_rule_chart_cuts_long_names_by_characters_and_keeps_labels_apart():
     assert long_a not in svg and long_b not in svg and "MOD-001 short" in svg
     cut = [long_a[:charts.RULE_LABEL_CHARS - 1] + "…", long_b[:charts.RULE_LABEL_CHARS - 1] + "…"]
     assert all(label in svg for label in cut) and cut[0] != cut[1]
+
+
+def test_by_provider_and_by_code_add_up_to_the_findings(sample_run):
+    """The By provider / By code tables count each finding once, and their error dollars are the findings'."""
+    from claimaudit.report.data import collect
+    from claimaudit.warehouse import connect
+
+    out, summary = sample_run
+    findings = pl.read_parquet(out / "findings.parquet")
+    with connect(out.parent / "w.duckdb", read_only=True) as con:
+        data = collect(con, summary["run_id"], summary)
+    for table, column, key in ((data.by_provider, "rendering_npi", "provider"), (data.by_code, "procedure_code", "code")):
+        expected = findings.group_by(column).agg(
+            pl.len().alias("findings"), (pl.col("severity") == "error").sum().alias("errors"),
+            pl.col("amount_at_risk").filter(pl.col("severity") == "error").sum().cast(pl.Float64).alias("dollars"))
+        got = table.select(pl.col(key).alias(column), pl.col("findings").cast(pl.UInt32),
+                           pl.col("errors").cast(pl.UInt32), pl.col("dollars_at_risk").alias("dollars"))
+        assert got.sort(column).equals(expected.sort(column)), key
+        assert table["findings"].sum() == summary["findings"]["total"] == 29
+    assert data.by_payer["findings"].sum() == 29

@@ -243,3 +243,21 @@ def test_a_mistyped_path_fails_at_once_and_creates_nothing(tmp_path):
     assert proc.returncode == 2 and "typo.csv: no such file" in one_line(proc)
     assert time.monotonic() - started < 10
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_report_xlsx_that_cannot_be_written_fails_the_run_with_one_line(tmp_path, monkeypatch):
+    """report.xlsx is closed on a thread of its own: its error (a full disk) still ends the run failed,
+    names the file, and leaves no partial workbook and no summary."""
+    import xlsxwriter
+
+    db = tmp_path / "w.duckdb"
+
+    def full(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", full)
+    with pytest.raises(RunFailed) as info:
+        pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "run", data_quality=False)
+    (run_id, status, failure), = runs(db)
+    assert str(info.value).startswith(f"cannot write {tmp_path / 'run' / 'report.xlsx'}: no space left on the device")
+    assert status == "failed" and leftovers(db, run_id) == {}
+    assert not list((tmp_path / "run").glob("*.partial-*")) and not (tmp_path / "run" / "summary.json").exists()

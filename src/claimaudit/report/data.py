@@ -52,17 +52,20 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict) -> Repor
                             count(*) FILTER (WHERE severity = 'error') AS errors
                             FROM findings WHERE run_id = $run GROUP BY ALL ORDER BY dollars_at_risk DESC, family""",
                    run_id)
+    # only the payer is not on the finding: provider and code never join the run's lines (~0.4 s each at 10M)
     with_payer = """FROM findings f LEFT JOIN claim_lines l
                     ON l.run_id = f.run_id AND l.claim_id = f.claim_id AND l.line_number = f.line_number
                     WHERE f.run_id = $run"""
+    alone = "FROM findings f WHERE f.run_id = $run"
     dims = {}
-    for name, col in (("provider", "f.rendering_npi"), ("payer", "coalesce(l.payer, '(none)')"),
-                      ("code", "f.procedure_code")):
+    for name, col, source in (("provider", "f.rendering_npi", alone),
+                              ("payer", "coalesce(l.payer, '(none)')", with_payer),
+                              ("code", "f.procedure_code", alone)):
         dims[name] = _q(con, f"""SELECT {col} AS {name}, count(*) AS findings,
                                  count(*) FILTER (WHERE f.severity = 'error') AS errors,
                                  coalesce(sum(f.amount_at_risk) FILTER (WHERE f.severity = 'error'), 0)::DOUBLE
                                      AS dollars_at_risk
-                                 {with_payer} GROUP BY ALL ORDER BY dollars_at_risk DESC, findings DESC, {name}""",
+                                 {source} GROUP BY ALL ORDER BY dollars_at_risk DESC, findings DESC, {name}""",
                         run_id)
     code_pairs = _q(con, f"""SELECT related_code AS column_1, procedure_code AS column_2, rule_id, count(*) AS findings,
                              {_AT_RISK} FROM findings WHERE run_id = $run AND family = 'ncci_ptp'
