@@ -7,18 +7,22 @@
 WITH keyed AS NOT MATERIALIZED (
     SELECT l.*, list_sort(l.modifiers) AS modifier_key
     FROM audit_lines l
-), duplicate_keys AS (   -- phase 1: only keys that occur more than once
-    SELECT patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units, count(*) AS copies
+), candidate_keys AS (   -- phase 1: the hashes of keys that occur more than once. Grouping one 64-bit hash
+    -- is ~4x cheaper than grouping the six columns; two different keys that share a hash only add
+    -- candidates, which phase 2 (exact keys) does not flag
+    SELECT hash(patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units) AS key_hash
     FROM keyed
     GROUP BY ALL
     HAVING count(*) > 1
-), grouped AS (          -- phase 2: order and list the lines of those keys only
-    SELECT k.*, d.copies,
+), grouped AS (          -- phase 2: order and list the lines of those keys only, grouped by the exact key
+    SELECT k.*,
+           count(*) OVER w_all AS copies,
            row_number() OVER w AS copy_number,
            first_value(line_ref) OVER w AS original_line,
            list(line_ref) OVER w_all AS group_lines
     FROM keyed k
-    JOIN duplicate_keys d USING (patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units)
+    WHERE hash(patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units)
+          IN (SELECT key_hash FROM candidate_keys)
     WINDOW w AS (PARTITION BY patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units
                  ORDER BY claim_id, line_number),
            w_all AS (PARTITION BY patient_id, rendering_npi, date_of_service, procedure_code, modifier_key, units
