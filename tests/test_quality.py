@@ -138,3 +138,39 @@ def test_gx_duckdb_workaround_still_needed_and_working(tmp_path, mode, expected)
     out = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert out, proc.stderr[-2000:]
     assert json.loads(out[-1]) == expected
+
+
+def test_each_unexpected_rows_query_runs_once(tmp_path):
+    """GX's unexpected_rows_expectation runs its query twice, for up to 200 rows (which a SUMMARY result
+    drops) and for their count (GX PR #10604); the worker asks for the count alone: at 10M lines the
+    suite's NPI check-digit and line-key queries took ~1.1 s each time."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from claimaudit.quality import gx_worker
+
+    frame = pl.DataFrame([GOOD, {**GOOD, "claim_id": "B", "procedure_code": "478331"}],  # noqa: F841
+                         schema_overrides={"modifiers": pl.List(pl.String), "diagnosis_codes": pl.List(pl.String),
+                                           "assistant_minutes": pl.Int32, "line_number": pl.Int32})
+    db = tmp_path / "dq.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE fixture AS SELECT * REPLACE (units::DECIMAL(9,2) AS units) FROM frame")
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        out = gx_worker.validate({"db": str(db), "run_id": "r", "view": "fixture", "suite": str(suite_path())})
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    results = {r["id"]: r for r in out["results"]}
+    assert results["DQ-CODE-FORMAT"]["unexpected_count"] == 1 and not results["DQ-CODE-FORMAT"]["success"]
+    assert results["DQ-CODE-FORMAT"]["type"] == "unexpected_rows_expectation"       # as the suite names it
+    assert results["DQ-NPI-CHECK-DIGIT"]["success"] and not any(r["error"] for r in results.values())
+    queries = [e["kwargs"]["unexpected_rows_query"] for e in json.loads(suite_path().read_text())["expectations"]
+               if e["type"] == "unexpected_rows_expectation"]
+    assert len(queries) == 6
+    for query in queries:
+        marker = query.replace("{{", "{").replace("}}", "}").split("{batch}")[-1][-40:]   # its own text
+        assert sum(marker in s for s in statements) == 1, marker
