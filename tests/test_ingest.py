@@ -249,6 +249,22 @@ def test_values_are_never_rounded_or_reinterpreted(db, tmp_path, units, charge, 
     assert (quarantine["units"].item(), quarantine["charge_amount"].item()) == (units, charge)   # as written
 
 
+@pytest.mark.parametrize("allowed, reason", [
+    ("30.239", "amount_precision:allowed_amount"),
+    ("$3,0,0", "bad_amount:allowed_amount"),
+    ("30.2x", "bad_amount:allowed_amount"),             # the format fails first, not the precision
+    ("$1,000.500", None),                               # grouped thousands, zeros after the cents: 1000.50
+])
+def test_the_allowed_amount_is_checked_like_the_charge(db, tmp_path, allowed, reason):
+    row = f"C1,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1,15,\"1000.00\",\"{allowed}\",11"
+    counts, lines, quarantine = run_ingest(db, tmp_path, write_csv(tmp_path / "x.csv", CANONICAL_HEADER, row))
+    if reason is None:
+        assert lines["allowed_amount"].to_list() == [Decimal("1000.50")]
+    else:
+        assert (counts["loaded"], quarantine["reason"].to_list()) == (0, [reason])
+        assert quarantine["allowed_amount"].item() == allowed                           # as written
+
+
 def test_exact_values_load_exactly(db, tmp_path):
     rows = ['C1,1,P1,1234567893,MEDICARE,medicare,2024-03-05,97110,GP,,,,1.5,15,"$1,234.50",62.000,11',
             "C1,2,P1,1234567893.0,MEDICARE,medicare,2024-03-05,97110,GP,,,,2.00,15.0,-5,+3.1,2"]

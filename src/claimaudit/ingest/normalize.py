@@ -116,7 +116,7 @@ def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: s
         (bad("t_service_end_date", "service_end_date"), "'bad_date:service_end_date'"),
         (f"NOT regexp_full_match(procedure_code, '{CODE_FORMAT}')", "'bad_code_format'"),
         (f"t_units IS NOT NULL AND NOT regexp_full_match(t_units, '{DECIMAL_FORMAT}')", "'bad_number:units'"),
-        (f"t_units IS NOT NULL AND NOT regexp_full_match(t_units, '{EXACT_CENTS}')", "'units_precision'"),
+        ("t_units IS NOT NULL AND NOT ok_units_cents", "'units_precision'"),
         (bad("t_units", "units"), "'bad_number:units'"),
         ("units <= 0", "'non_positive_units'"),
         (f"NOT regexp_full_match(rendering_npi, '{NPI_FORMAT}')", "'bad_npi_format:rendering_npi'"),
@@ -131,8 +131,8 @@ def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: s
     ]
     for amount in ("charge_amount", "allowed_amount"):
         checks += [
-            (f"t_{amount} IS NOT NULL AND NOT regexp_full_match(t_{amount}, '{AMOUNT_FORMAT}')", f"'bad_amount:{amount}'"),
-            (f"t_{amount} IS NOT NULL AND NOT regexp_full_match(n_{amount}, '{EXACT_CENTS}')",
+            (f"t_{amount} IS NOT NULL AND NOT ok_{amount}_format", f"'bad_amount:{amount}'"),
+            (f"t_{amount} IS NOT NULL AND NOT ok_{amount}_cents",
              f"'amount_precision:{amount}'"),
             (bad(f"t_{amount}", amount), f"'bad_amount:{amount}'"),
         ]
@@ -148,7 +148,7 @@ def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: s
                 f"THEN TRY_CAST(ca_unfloat(t_{col}) AS INTEGER) END")
 
     def amount(col: str) -> str:
-        return (f"CASE WHEN regexp_full_match(t_{col}, '{AMOUNT_FORMAT}') AND regexp_full_match(n_{col}, '{EXACT_CENTS}') "
+        return (f"CASE WHEN ok_{col}_format AND ok_{col}_cents "
                 f"THEN TRY_CAST(n_{col} AS DECIMAL(12,2)) END")
 
     sql = f"""
@@ -169,7 +169,7 @@ def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: s
                {q.date('t_date_of_service', 'date_of_service')} AS date_of_service,
                upper(t_procedure_code) AS procedure_code,
                t_modifiers AS modifiers,
-               CASE WHEN regexp_full_match(t_units, '{EXACT_CENTS}') THEN TRY_CAST(t_units AS DECIMAL(9,2)) END AS units,
+               CASE WHEN ok_units_cents THEN TRY_CAST(t_units AS DECIMAL(9,2)) END AS units,
                {integer('minutes')} AS minutes,
                {amount('charge_amount')} AS charge_amount,
                {amount('allowed_amount')} AS allowed_amount,
@@ -181,11 +181,19 @@ def typed_sql(raw: RawFile, mapping: Mapping, *, default_profile: str, prefix: s
                {q.date('t_service_end_date', 'date_of_service')} AS service_end_date,
                t_source_interchange AS source_interchange
         FROM (
-            SELECT *, replace(replace(t_charge_amount, '$', ''), ',', '') AS n_charge_amount,
-                      replace(replace(t_allowed_amount, '$', ''), ',', '') AS n_allowed_amount
-            FROM (SELECT ord, src_row AS source_row, {', '.join(f'{expr} AS t_{name}' for name, expr in t.items())},
-                         {modifiers} AS t_modifiers, {diagnoses} AS t_diagnosis_codes
-                  FROM {raw_rows_sql(raw, '$run_id')}{f' WHERE {only}' if only else ''})
+            -- each format test once: the typing above and the reasons below read the same flags
+            SELECT *, regexp_full_match(t_units, '{EXACT_CENTS}') AS ok_units_cents,
+                      regexp_full_match(t_charge_amount, '{AMOUNT_FORMAT}') AS ok_charge_amount_format,
+                      regexp_full_match(n_charge_amount, '{EXACT_CENTS}') AS ok_charge_amount_cents,
+                      regexp_full_match(t_allowed_amount, '{AMOUNT_FORMAT}') AS ok_allowed_amount_format,
+                      regexp_full_match(n_allowed_amount, '{EXACT_CENTS}') AS ok_allowed_amount_cents
+            FROM (
+                SELECT *, replace(replace(t_charge_amount, '$', ''), ',', '') AS n_charge_amount,
+                          replace(replace(t_allowed_amount, '$', ''), ',', '') AS n_allowed_amount
+                FROM (SELECT ord, src_row AS source_row, {', '.join(f'{expr} AS t_{name}' for name, expr in t.items())},
+                             {modifiers} AS t_modifiers, {diagnoses} AS t_diagnosis_codes
+                      FROM {raw_rows_sql(raw, '$run_id')}{f' WHERE {only}' if only else ''})
+            )
         ) LEFT JOIN (SELECT payer_key AS pm_key, profile AS pm_profile FROM ca_payer_map) ON pm_key = upper(t_payer)
     )"""
     return sql, q.params
