@@ -57,9 +57,8 @@ def test_suite_covers_the_issue_list_and_every_expectation_has_a_fixture():
     assert {e["meta"]["level"] for e in spec["expectations"]} == {"blocking", "warning"}
 
 
-def test_each_expectation_fails_on_its_fixture_and_only_there(tmp_path):
-    rows = [GOOD] + [{**GOOD, "claim_id": f"B{i}", **change} if "claim_id" not in change else {**GOOD, **change}
-                     for i, change in enumerate(FAILING.values())]
+def _fixture_db(tmp_path, rows: list[dict]):
+    """A warehouse file whose table ``fixture`` holds ``rows`` in claim_lines' types."""
     frame = pl.DataFrame(rows, schema_overrides={  # noqa: F841 (DuckDB reads it by name below)
         "modifiers": pl.List(pl.String), "diagnosis_codes": pl.List(pl.String), "assistant_minutes": pl.Int32,
         "line_number": pl.Int32})
@@ -68,6 +67,13 @@ def test_each_expectation_fails_on_its_fixture_and_only_there(tmp_path):
         con.execute("CREATE TABLE fixture AS SELECT * REPLACE (units::DECIMAL(9,2) AS units, "
                     "charge_amount::DECIMAL(12,2) AS charge_amount, allowed_amount::DECIMAL(12,2) AS allowed_amount) "
                     "FROM frame")
+    return db
+
+
+def test_each_expectation_fails_on_its_fixture_and_only_there(tmp_path):
+    rows = [GOOD] + [{**GOOD, "claim_id": f"B{i}", **change} if "claim_id" not in change else {**GOOD, **change}
+                     for i, change in enumerate(FAILING.values())]
+    db = _fixture_db(tmp_path, rows)
     results = {r["id"]: r for r in _validate(db, "fixture-run", "fixture")["results"]}
     assert not [r["error"] for r in results.values() if r["error"]]
     counts = {k: r["unexpected_count"] for k, r in results.items()}
@@ -149,12 +155,7 @@ def test_each_unexpected_rows_query_runs_once(tmp_path):
 
     from claimaudit.quality import gx_worker
 
-    frame = pl.DataFrame([GOOD, {**GOOD, "claim_id": "B", "procedure_code": "478331"}],  # noqa: F841
-                         schema_overrides={"modifiers": pl.List(pl.String), "diagnosis_codes": pl.List(pl.String),
-                                           "assistant_minutes": pl.Int32, "line_number": pl.Int32})
-    db = tmp_path / "dq.duckdb"
-    with duckdb.connect(str(db)) as con:
-        con.execute("CREATE TABLE fixture AS SELECT * REPLACE (units::DECIMAL(9,2) AS units) FROM frame")
+    db = _fixture_db(tmp_path, [GOOD, {**GOOD, "claim_id": "B", "procedure_code": "478331"}])
     statements = []
 
     def seen(conn, cursor, statement, *args):

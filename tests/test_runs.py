@@ -246,8 +246,8 @@ def test_a_mistyped_path_fails_at_once_and_creates_nothing(tmp_path):
 
 
 def test_a_report_xlsx_that_cannot_be_written_fails_the_run_with_one_line(tmp_path, monkeypatch):
-    """report.xlsx is closed on a thread of its own: its error (a full disk) still ends the run failed,
-    names the file, and leaves no partial workbook and no summary."""
+    """report.xlsx's write failing at its close (a full disk) ends the run failed, names the file, and
+    leaves no partial workbook and no summary."""
     import xlsxwriter
 
     db = tmp_path / "w.duckdb"
