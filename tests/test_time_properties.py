@@ -48,8 +48,13 @@ def expected_cms(day: list[tuple[str, int, int]]) -> set[tuple[str, int]]:
     codes = sorted(minutes)
     splits = valid_cms_splits(minutes)
     most = {c: max(s[codes.index(c)] for s in splits) for c in codes}
-    # a code is wrong when below its full-unit floor, or above anything §20.2 could give it
-    return {("TIME-002", line_of[c]) for c in codes if billed[c] < minutes[c] // 15 or billed[c] > most[c]}
+    base = {c: minutes[c] // 15 for c in codes}
+    without_one = [minutes[d] % 15 for d in codes if billed[d] <= base[d]]
+    # a code is wrong when below its full-unit floor, above anything §20.2 could give it, or when it got
+    # a +1 that a code without one has a larger remainder for (billing-rules.md §3.1's acceptance test)
+    return {("TIME-002", line_of[c]) for c in codes
+            if billed[c] < base[c] or billed[c] > most[c]
+            or (billed[c] == base[c] + 1 and any(r > minutes[c] % 15 for r in without_one))}
 
 
 def expected_cpt(day: list[tuple[str, int, int]]) -> set[tuple[str, int]]:
@@ -102,3 +107,21 @@ def test_sql_time_rules_match_the_reference(tmp_path_factory, days):
     for r in findings.iter_rows(named=True):
         got[r["patient_id"]].add((r["rule_id"], r["line_number"]))
     assert got == want, {p: (got[p], want[p]) for p in want if got[p] != want[p]}
+
+
+def test_a_plus_one_for_a_smaller_remainder_than_a_code_without_one_is_flagged(tmp_path):
+    """97110 22 min, 97112 22 min, 97140 25 min: T = 69, N = 5, floors 1 + 1 + 1, R = 2. §20.2 gives the
+    two remaining units to 97140 (remainder 10) and to either of the tied 97110/97112 (7). Billed
+    97110 x2, 97112 x2, 97140 x1: the total is right, but both +1s went to a remainder of 7 while 97140,
+    with 10, got none. billing-rules.md §3.1: every code that got a +1 must have a remainder at least as
+    large as every code that did not: TIME-002 on 97110 and 97112. (Each alone could have the +1, so a
+    check of each code against the splits §20.2 permits passes both.)"""
+    day = [("97110", 22, 2), ("97112", 22, 2), ("97140", 25, 1)]
+    assert expected_cms(day) == {("TIME-002", 1), ("TIME-002", 2)}
+    refs = (ptp_fixture(tmp_path, ["00001\t00002\t\t20000101\t*\t1"]), mue_fixture(tmp_path, ["00001,1,1 Line Edit"]))
+    findings = audit_lines(tmp_path, *[line("C1", j, code, "GP", units=u, minutes=m, dos="2024-06-04")
+                                       for j, (code, m, u) in enumerate(day, start=1)], reference=refs)
+    assert {(r["rule_id"], r["line_number"]) for r in findings.iter_rows(named=True)} == expected_cms(day)
+    row = findings.sort("line_number").row(0, named=True)
+    assert (row["expected"], row["actual"]) == ("97110 x2 (22 min)", "97110 x2")
+    assert row["recommended_action"] == "Re-split the units as 97110 x2 (22 min), 97140 x2 (25 min), 97112 x1 (22 min)."

@@ -10,7 +10,8 @@
 --    TIME-006 info    day      billed < N (possible under-billing)
 --    TIME-002 warning line     billed = N but the split contradicts §20.2: a code got units outside
 --                              [floor(m/15), floor(m/15)+1], or got one of the R units left after the
---                              floors although R codes have more leftover minutes (ties: either way)
+--                              floors although R codes have more leftover minutes or a code that got
+--                              none has more (billing-rules.md §3.1; ties: either way)
 --  cpt_per_code days:
 --    TIME-004 error   line     a code's units exceed floor((m+7)/15) (0 below 8 minutes), m = its minutes that day
 --  any profile:
@@ -53,7 +54,9 @@ WITH classed AS NOT MATERIALIZED (
            -- R = units left after the floors; a code is entitled to one of them only if fewer than R
            -- codes of the day have strictly more leftover minutes (ties may go either way)
            d.allowed - sum(c.base) OVER day AS remaining,
-           rank() OVER (day ORDER BY c.leftover DESC) - 1 AS codes_with_more_leftover
+           rank() OVER (day ORDER BY c.leftover DESC) - 1 AS codes_with_more_leftover,
+           -- the largest leftover of the day's codes that got no +1 (none above their floor)
+           max(c.leftover) FILTER (WHERE c.units <= c.base) OVER day AS max_leftover_without_one
     FROM codes c
     JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8
@@ -62,7 +65,8 @@ WITH classed AS NOT MATERIALIZED (
 ), t002 AS (             -- right total, split contradicts §20.2
     SELECT * FROM allocation
     WHERE billed = allowed
-      AND (units < base OR units > base + 1 OR (units = base + 1 AND codes_with_more_leftover >= remaining))
+      AND (units < base OR units > base + 1
+           OR (units = base + 1 AND (codes_with_more_leftover >= remaining OR leftover < max_leftover_without_one)))
 ), t004 AS (             -- CPT per-code rule
     SELECT c.*, d.carc,
            CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END AS cpt_units
