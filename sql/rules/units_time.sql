@@ -17,10 +17,10 @@
 --  any profile:
 --    TIME-005 error   day+code an untimed per-session code billed with more than 1 unit that day
 -- Day- and code-level findings sit on the group's first line (claim_id, line_number order).
--- Two phases, for speed: numeric sums for every day and code first (one grouping each over the timed
--- lines; the §20.2 window partitions by a numeric day_id, not by the four key columns); then one pass
--- picks the lines of the days and codes that produce a finding, and only those get their first line,
--- line list and §20.2 bill text.
+-- Two phases, for speed: numeric sums for every code of a day first (one grouping over the timed
+-- lines), and for every day from its codes (one grouping; it also finds the days whose §20.2 split is
+-- wrong, without a window); then only the days and codes that produce a finding get the §20.2 window
+-- (by a numeric day_id, not the four key columns), their lines, first line, line list and bill text.
 -- Inputs: audit_lines, code_classes, profiles.
 WITH classed AS NOT MATERIALIZED (
     SELECT l.*, coalesce(c.code_class, 'other') AS code_class, p.time_method, p.carc_units_time
@@ -31,23 +31,35 @@ WITH classed AS NOT MATERIALIZED (
     SELECT * FROM classed WHERE code_class = 'timed_15'
 ), codes AS (            -- phase 1: sums per day and code (one pass over the timed lines)
     SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code,
+           bool_or(minutes IS NULL) AS unchecked,
            sum(minutes) AS minutes, sum(units) AS units, sum(minutes) // 15 AS base,
-           sum(minutes) % 15 AS leftover, sum(line_amount) / sum(units) AS unit_amount
+           sum(minutes) % 15 AS leftover, sum(line_amount) AS amount, sum(line_amount) / sum(units) AS unit_amount
     FROM timed
     GROUP BY patient_id, rendering_npi, date_of_service, profile, procedure_code
-), days AS (             -- phase 1: sums per day; day_id: a short key for the window below
+), days AS (             -- phase 1: sums per day, from its codes; day_id: a short key for the window below
     SELECT patient_id, rendering_npi, date_of_service, profile,
-           any_value(time_method) AS time_method, any_value(carc_units_time) AS carc,
-           bool_or(minutes IS NULL) AS unchecked,
-           sum(minutes) AS total_minutes, sum(units) AS billed, sum(line_amount) / sum(units) AS unit_amount,
+           bool_or(unchecked) AS unchecked,
+           sum(minutes) AS total_minutes, sum(units) AS billed, sum(amount) / sum(units) AS unit_amount,
+           -- §20.2 split, day level: a code outside [floor, floor + 1], or a +1 for a smaller leftover
+           -- than a code at its floor has (with every code in range and the total right, that is exactly
+           -- a day where some code's units contradict §20.2: t002 below says which)
+           bool_or(units < base OR units > base + 1) AS off_range,
+           min(leftover) FILTER (WHERE units = base + 1) AS min_leftover_with_one,
+           max(leftover) FILTER (WHERE units = base) AS max_leftover_at_floor,
            row_number() OVER () AS day_id
-    FROM timed
+    FROM codes
     GROUP BY patient_id, rendering_npi, date_of_service, profile
 ), checked_days AS (
-    SELECT d.*, CASE WHEN total_minutes < 8 THEN 0 ELSE (total_minutes + 7) // 15 END AS allowed
-    FROM days d WHERE NOT unchecked
-), allocation AS (       -- the §20.2 bill: floors, then the remaining units to the largest leftovers
-    SELECT c.*, d.allowed, d.billed, d.total_minutes,
+    SELECT d.*, p.time_method, p.carc_units_time AS carc,
+           CASE WHEN total_minutes < 8 THEN 0 ELSE (total_minutes + 7) // 15 END AS allowed
+    FROM days d JOIN profiles p USING (profile)
+    WHERE NOT unchecked
+), flagged_days AS (     -- days with a day-level finding (TIME-001, TIME-003, TIME-006) or a TIME-002 code
+    SELECT * FROM checked_days
+    WHERE time_method = 'cms_total'
+      AND (total_minutes < 8 OR billed <> allowed OR off_range OR min_leftover_with_one < max_leftover_at_floor)
+), allocation AS (       -- the §20.2 bill of those days: floors, then the remaining units to the largest leftovers
+    SELECT c.*, d.day_id, d.allowed, d.billed, d.total_minutes,
            d.carc AS d_carc,
            c.base + CASE WHEN row_number() OVER day_by_leftover <= d.allowed - sum(c.base) OVER day THEN 1 ELSE 0 END
                AS cms_units,
@@ -58,8 +70,8 @@ WITH classed AS NOT MATERIALIZED (
            -- the largest leftover of the day's codes that got no +1 (none above their floor)
            max(c.leftover) FILTER (WHERE c.units <= c.base) OVER day AS max_leftover_without_one
     FROM codes c
-    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
-    WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8
+    JOIN flagged_days d USING (patient_id, rendering_npi, date_of_service, profile)
+    WHERE d.total_minutes >= 8
     WINDOW day AS (PARTITION BY d.day_id),
            day_by_leftover AS (day ORDER BY c.leftover DESC, c.procedure_code)
 ), t002 AS (             -- right total, split contradicts §20.2
@@ -68,50 +80,44 @@ WITH classed AS NOT MATERIALIZED (
       AND (units < base OR units > base + 1
            OR (units = base + 1 AND (codes_with_more_leftover >= remaining OR leftover < max_leftover_without_one)))
 ), t004 AS (             -- CPT per-code rule
-    SELECT c.*, d.carc,
+    SELECT c.*, d.day_id, d.carc,
            CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END AS cpt_units
     FROM codes c
     JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
     WHERE d.time_method = 'cpt_per_code' AND c.units > CASE WHEN c.minutes < 8 THEN 0 ELSE (c.minutes + 7) // 15 END
-), flagged_days AS (     -- days with a day-level finding (TIME-001, TIME-003, TIME-006) or a TIME-002 code
-    SELECT patient_id, rendering_npi, date_of_service, profile FROM checked_days
-    WHERE time_method = 'cms_total' AND (total_minutes < 8 OR billed <> allowed)
-    UNION
-    SELECT patient_id, rendering_npi, date_of_service, profile FROM t002
 ), flagged_codes AS (    -- codes with a code-level finding (TIME-002, TIME-004)
-    SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t002
-    UNION SELECT patient_id, rendering_npi, date_of_service, profile, procedure_code FROM t004
-), flagged_lines AS MATERIALIZED (   -- phase 2: the lines of those days and codes, in one pass
-    SELECT t.claim_id, t.line_number, t.patient_id, t.rendering_npi, t.date_of_service, t.profile,
-           t.procedure_code, t.units, t.line_amount, t.line_ref
+    SELECT day_id, procedure_code FROM t002
+    UNION ALL SELECT day_id, procedure_code FROM t004
+), flagged_lines AS MATERIALIZED (   -- phase 2: the lines of those days and codes, in one pass, with their day_id
+    SELECT f.day_id, f.day_level, t.claim_id, t.line_number, t.procedure_code, t.units, t.line_amount, t.line_ref
     FROM timed t
-    SEMI JOIN (SELECT patient_id, rendering_npi, date_of_service, profile FROM flagged_days
-               UNION SELECT patient_id, rendering_npi, date_of_service, profile FROM t004) f
-         USING (patient_id, rendering_npi, date_of_service, profile)
+    JOIN (SELECT patient_id, rendering_npi, date_of_service, profile, day_id, true AS day_level FROM flagged_days
+          UNION ALL
+          SELECT DISTINCT patient_id, rendering_npi, date_of_service, profile, day_id, false FROM t004) f
+      USING (patient_id, rendering_npi, date_of_service, profile)
 ), day_lines AS (        -- phase 2: per flagged day, its first line and all its lines
-    SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile,
-           arg_min(t.claim_id, (t.claim_id, t.line_number)) AS claim_id,
-           arg_min(t.line_number, (t.claim_id, t.line_number)) AS line_number,
-           arg_min(t.procedure_code, (t.claim_id, t.line_number)) AS procedure_code,
-           list(t.line_ref ORDER BY t.claim_id, t.line_number) AS related_lines
-    FROM flagged_lines t
-    SEMI JOIN flagged_days f USING (patient_id, rendering_npi, date_of_service, profile)
-    GROUP BY ALL
-), cms_bill AS (         -- phase 2: the §20.2 bill text of the flagged days only
-    SELECT a.patient_id, a.rendering_npi, a.date_of_service, a.profile,
-           string_agg(a.procedure_code || ' x' || a.cms_units::INTEGER || ' (' || a.minutes || ' min)', ', '
-                      ORDER BY a.cms_units DESC, a.procedure_code) FILTER (WHERE a.cms_units > 0) AS bill
-    FROM allocation a
-    SEMI JOIN flagged_days f USING (patient_id, rendering_npi, date_of_service, profile)
-    GROUP BY ALL
+    SELECT day_id,
+           arg_min(claim_id, (claim_id, line_number)) AS claim_id,
+           arg_min(line_number, (claim_id, line_number)) AS line_number,
+           arg_min(procedure_code, (claim_id, line_number)) AS procedure_code,
+           list(line_ref ORDER BY claim_id, line_number) AS related_lines
+    FROM flagged_lines
+    WHERE day_level
+    GROUP BY day_id
+), cms_bill AS (         -- phase 2: the §20.2 bill text of the flagged days (allocation holds no other)
+    SELECT day_id,
+           string_agg(procedure_code || ' x' || cms_units::INTEGER || ' (' || minutes || ' min)', ', '
+                      ORDER BY cms_units DESC, procedure_code) FILTER (WHERE cms_units > 0) AS bill
+    FROM allocation
+    GROUP BY day_id
 ), code_lines AS (       -- phase 2: per flagged code, its first line and all its lines
-    SELECT t.patient_id, t.rendering_npi, t.date_of_service, t.profile, t.procedure_code,
+    SELECT t.day_id, t.procedure_code,
            arg_min(t.claim_id, (t.claim_id, t.line_number)) AS claim_id,
            arg_min(t.line_number, (t.claim_id, t.line_number)) AS line_number,
            list(t.line_ref ORDER BY t.claim_id, t.line_number) AS related_lines
     FROM flagged_lines t
-    SEMI JOIN flagged_codes k USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
-    GROUP BY ALL
+    SEMI JOIN flagged_codes k USING (day_id, procedure_code)
+    GROUP BY t.day_id, t.procedure_code
 ), time_findings AS (
     -- TIME-007: timed line without minutes
     SELECT 'TIME-007' AS rule_id, 'warning' AS severity, t.claim_id, t.line_number, t.patient_id, t.rendering_npi,
@@ -126,7 +132,7 @@ WITH classed AS NOT MATERIALIZED (
     FROM timed t WHERE t.minutes IS NULL
 
     UNION ALL  -- TIME-003: fewer than 8 timed minutes in the day, units billed (CMS)
-    SELECT 'TIME-003', 'error', t.claim_id, t.line_number, t.patient_id, t.rendering_npi, t.date_of_service,
+    SELECT 'TIME-003', 'error', t.claim_id, t.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
            t.procedure_code, l.related_lines,
            '0 timed units (' || d.total_minutes || ' timed minutes that day)',
            t.units::INTEGER || ' unit(s) of ' || t.procedure_code,
@@ -135,9 +141,9 @@ WITH classed AS NOT MATERIALIZED (
            'Remove ' || t.procedure_code || ' from the claim, or correct the minutes if more were documented.',
            t.line_amount, d.carc, 'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2): under 8 minutes, no unit'
     FROM flagged_lines t
-    JOIN checked_days d USING (patient_id, rendering_npi, date_of_service, profile)
-    JOIN day_lines l USING (patient_id, rendering_npi, date_of_service, profile)
-    WHERE d.time_method = 'cms_total' AND d.total_minutes < 8
+    JOIN flagged_days d USING (day_id)
+    JOIN day_lines l USING (day_id)
+    WHERE t.day_level AND d.total_minutes < 8
 
     UNION ALL  -- TIME-001: more units than the day's minutes support (CMS)
     SELECT 'TIME-001', 'error', l.claim_id, l.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
@@ -150,10 +156,10 @@ WITH classed AS NOT MATERIALIZED (
                || 'equal leftovers may go either way).',
            round((d.billed - d.allowed) * d.unit_amount, 2), d.carc,
            'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2): units = floor((T + 7) / 15)'
-    FROM checked_days d
-    JOIN day_lines l USING (patient_id, rendering_npi, date_of_service, profile)
-    JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
-    WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8 AND d.billed > d.allowed
+    FROM flagged_days d
+    JOIN day_lines l USING (day_id)
+    JOIN cms_bill b USING (day_id)
+    WHERE d.total_minutes >= 8 AND d.billed > d.allowed
 
     UNION ALL  -- TIME-006: fewer units than the minutes support (CMS)
     SELECT 'TIME-006', 'info', l.claim_id, l.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
@@ -163,10 +169,10 @@ WITH classed AS NOT MATERIALIZED (
                || ' documented timed minutes, which support ' || d.allowed || ': possible under-billing.',
            'Check the minutes and units against the treatment note; if the minutes are right, bill ' || b.bill || '.',
            0, 'none expected (under-billing)', 'CMS 8-minute rule (Pub 100-04 Ch.5 §20.2)'
-    FROM checked_days d
-    JOIN day_lines l USING (patient_id, rendering_npi, date_of_service, profile)
-    JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
-    WHERE d.time_method = 'cms_total' AND d.total_minutes >= 8 AND d.billed < d.allowed
+    FROM flagged_days d
+    JOIN day_lines l USING (day_id)
+    JOIN cms_bill b USING (day_id)
+    WHERE d.total_minutes >= 8 AND d.billed < d.allowed
 
     UNION ALL  -- TIME-002: right total, split contradicts §20.2 (CMS)
     SELECT 'TIME-002', 'warning', l.claim_id, l.line_number, a.patient_id, a.rendering_npi, a.date_of_service,
@@ -182,8 +188,8 @@ WITH classed AS NOT MATERIALIZED (
                       WHEN a.units = a.base + 1 THEN a.unit_amount ELSE 0 END, 2),
            a.d_carc, 'CMS Pub 100-04 Ch.5 §20.2 unit allocation'
     FROM t002 a
-    JOIN code_lines l USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
-    JOIN cms_bill b USING (patient_id, rendering_npi, date_of_service, profile)
+    JOIN code_lines l USING (day_id, procedure_code)
+    JOIN cms_bill b USING (day_id)
 
     UNION ALL  -- TIME-004: per-code midpoint rule (CPT profile)
     SELECT 'TIME-004', 'error', l.claim_id, l.line_number, c.patient_id, c.rendering_npi, c.date_of_service,
@@ -198,7 +204,7 @@ WITH classed AS NOT MATERIALIZED (
            round((c.units - c.cpt_units) * c.unit_amount, 2),
            c.carc, 'CPT time rule, per code (midpoint: 8 minutes for a 15-minute unit)'
     FROM t004 c
-    JOIN code_lines l USING (patient_id, rendering_npi, date_of_service, profile, procedure_code)
+    JOIN code_lines l USING (day_id, procedure_code)
 ), sessions AS (         -- TIME-005 phase 1: untimed per-session codes, more than 1 unit a day
     SELECT patient_id, rendering_npi, date_of_service, procedure_code, sum(units) AS units,
            sum(line_amount) AS amount,
