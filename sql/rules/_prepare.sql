@@ -70,6 +70,9 @@ QUALIFY row_number() OVER (PARTITION BY f.version, m.procedure_code ORDER BY m.m
 -- The lines the KX running totals (kx_threshold.sql) accumulate: this run's lines, and in a landing
 -- run also the scope's ledger lines of the same beneficiary-years that this run does not audit (the
 -- earlier days), so an incremental run totals like a full one.
+-- (landing_run is a constant when a rule binds, so in any other run the ledger branch, with its look-up
+-- of every line of the run, is planned away.)
+SET VARIABLE landing_run = (SELECT landing IS NOT NULL FROM runs WHERE run_id = getvariable('run_id'));
 CREATE OR REPLACE TEMP VIEW kx_lines AS
 SELECT * FROM audit_lines
 UNION ALL BY NAME
@@ -77,7 +80,8 @@ SELECT g.* EXCLUDE (scope_key, run_id),
        g.claim_id || ':' || g.line_number AS line_ref,
        coalesce(g.allowed_amount, g.charge_amount) AS line_amount
 FROM ledger_lines g
-WHERE g.scope_key = (SELECT scope_key FROM runs WHERE run_id = getvariable('run_id') AND landing IS NOT NULL)
+WHERE getvariable('landing_run')
+  AND g.scope_key = (SELECT scope_key FROM runs WHERE run_id = getvariable('run_id') AND landing IS NOT NULL)
   AND (g.patient_id, year(g.date_of_service)) IN (SELECT (patient_id, year(date_of_service)) FROM audit_lines)
   AND (g.claim_id, g.line_number) NOT IN (SELECT (claim_id, line_number) FROM audit_lines);
 
