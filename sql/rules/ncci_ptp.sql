@@ -85,7 +85,7 @@ SELECT f.rule_id,
          ELSE 'documentation of a distinct service' END AS expected,
        CASE f.rule_id
          WHEN 'PTP-003' THEN 'bypassed by ' || min(f.bypassed_by)
-         ELSE 'billed with ' || f.column_1 || ' (' || string_agg(f.c1_ref, ', ' ORDER BY f.c1_ref) || '); modifiers on '
+         ELSE 'billed with ' || f.column_1 || ' (' || string_agg(DISTINCT f.c1_ref, ', ' ORDER BY f.c1_ref) || '); modifiers on '
               || f.column_2 || ': ' || coalesce(nullif(array_to_string(any_value(f.c2_mods), ' '), ''), 'none')
        END AS actual,
        CASE f.rule_id
