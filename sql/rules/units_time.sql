@@ -143,7 +143,7 @@ WITH classed AS NOT MATERIALIZED (
     FROM flagged_lines t
     JOIN flagged_days d USING (day_id)
     JOIN day_lines l USING (day_id)
-    WHERE t.day_level AND d.total_minutes < 8
+    WHERE d.total_minutes < 8
 
     UNION ALL  -- TIME-001: more units than the day's minutes support (CMS)
     SELECT 'TIME-001', 'error', l.claim_id, l.line_number, d.patient_id, d.rendering_npi, d.date_of_service,
