@@ -223,11 +223,16 @@ def _warm_reports() -> None:
         charts.warm()
 
 
+def partial_path(path: Path) -> Path:
+    """The temporary name :func:`atomic` writes ``path`` under."""
+    return path.with_name(f"{path.name}.partial-{os.getpid()}")
+
+
 @contextlib.contextmanager
 def atomic(path: Path):
     """Write ``path`` through a temporary name, renamed into place when complete: a run killed while
     writing never leaves a half file under the real name (runs.cleanup removes the temporary one)."""
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    partial = partial_path(path)
     try:
         yield partial
         os.replace(partial, path)
@@ -343,9 +348,8 @@ def _duckdb_write_errors(path: Path):
         raise OSError(code, os.strerror(code), str(path)) from None
 
 
-def _summary_and_reports(con: duckdb.DuckDBPyConnection, run_id: str, out: Path, timings: dict,
-                         extra: dict | None) -> tuple[dict, list[str]]:
-    """summary (without its outputs list and final timings) and report.html/.xlsx."""
+def _summary(con: duckdb.DuckDBPyConnection, run_id: str, out: Path, timings: dict, extra: dict | None) -> dict:
+    """summary.json's content, without its outputs list and final timings."""
     from claimaudit import coverage
 
     run = con.sql("SELECT * FROM runs WHERE run_id = ?", params=[run_id]).pl().to_dicts()[0]
@@ -425,10 +429,16 @@ def _summary_and_reports(con: duckdb.DuckDBPyConnection, run_id: str, out: Path,
         **({"landing": json.loads(run["landing"])} if run.get("landing") else {}),
         **(extra or {}),
     }
-    from claimaudit.report import render
+    return summary
 
-    rendered = render(con, run_id, out, summary)
-    return summary, rendered
+
+def _begin_xlsx(con: duckdb.DuckDBPyConnection, run_id: str, out: Path):
+    from claimaudit.report.xlsx import begin_xlsx
+
+    try:
+        return begin_xlsx(con, run_id, partial_path(out / "report.xlsx"))
+    finally:
+        con.close()
 
 
 @progress.staged("outputs", lambda r: f"{r['out_dir']}")
@@ -443,14 +453,22 @@ def write_outputs(db: str | Path, run_id: str, out_dir: str | Path, *, timings: 
     out.mkdir(parents=True, exist_ok=True)
     with connect(db) as con:
         _write_quarantine(con, run_id, out / "quarantine.csv")
-        # findings.parquet/.csv are written by DuckDB straight from the warehouse (no findings frame in
-        # Python), on a second connection while this thread builds the summary and the reports
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            findings_files = pool.submit(_write_findings, con.cursor(), run_id, out)
+        from claimaudit.report import render
+
+        # Three at once, so neither core idles: report.xlsx's Findings sheet (xlsxwriter, pure Python: one
+        # core) is written on a thread from the start, beside the summary's queries; findings.parquet/.csv
+        # (DuckDB, straight from the warehouse, no findings frame in Python) start on a second thread when
+        # the summary is done, beside report.html and the workbook's close (pure Python again).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            workbook = pool.submit(_begin_xlsx, con.cursor(), run_id, out)
+            findings_files = None
             try:
-                summary, rendered = _summary_and_reports(con, run_id, out, timings, extra)
+                summary = _summary(con, run_id, out, timings, extra)
+                findings_files = pool.submit(_write_findings, con.cursor(), run_id, out)
+                rendered = render(con, run_id, out, summary, begun=workbook.result)
             finally:
-                findings_files.result()          # its error (a full disk) wins over nothing; waits either way
+                if findings_files is not None:   # its error (a full disk) wins over nothing; waits either way
+                    findings_files.result()
         _crash_point("findings-written")
         _crash_point("reports-written")
         timings["outputs"] = round(time.perf_counter() - started, 3)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import xlsxwriter
 
 from claimaudit.report.data import collect
 from claimaudit.report.html import render_html
-from claimaudit.report.xlsx import render_xlsx
+from claimaudit.report.xlsx import begin_xlsx, finish_xlsx
 
 
-def render(con: duckdb.DuckDBPyConnection, run_id: str, out_dir: Path, summary: dict) -> list[str]:
-    """report.html and report.xlsx, each written whole or not at all."""
-    from claimaudit.pipeline import atomic
+def render(con: duckdb.DuckDBPyConnection, run_id: str, out_dir: Path, summary: dict,
+           begun: Callable[[], xlsxwriter.Workbook] | None = None) -> list[str]:
+    """report.html and report.xlsx, each written whole or not at all. ``begun``: returns the workbook
+    that :func:`begin_xlsx` started for ``out_dir/report.xlsx`` (the outputs stage begins it on a
+    thread of its own); without it, the workbook is begun here."""
+    from claimaudit.pipeline import atomic, partial_path
 
     data = collect(con, run_id, summary)
     with atomic(out_dir / "report.html") as tmp:
         render_html(data, tmp)
-    with atomic(out_dir / "report.xlsx") as tmp:
-        render_xlsx(con, data, tmp)
+    workbook = begun() if begun else begin_xlsx(con, run_id, partial_path(out_dir / "report.xlsx"))
+    with atomic(out_dir / "report.xlsx"):      # the workbook was begun under atomic's temporary name
+        finish_xlsx(con, data, workbook)
     return ["report.html", "report.xlsx"]

@@ -5,6 +5,10 @@ buttons); the Findings sheet is written row by row with a frozen header, an auto
 widths and a dollar format. xlsxwriter writes ~70k cells/s on the 2-core machine (160k findings x
 21 columns took 41-56 s), so the sheet holds the XLSX_FINDINGS_CAP findings with the most dollars
 at risk, and the Summary sheet says so when it is cut; findings.parquet/.csv always hold them all.
+
+In two steps, so the outputs stage can overlap them with its other work: :func:`begin_xlsx` needs only
+the findings (the workbook with its Findings sheet, and an empty Summary sheet as the first tab);
+:func:`finish_xlsx` adds what needs the run's summary and writes the file (the workbook's close).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import xlsxwriter
 
 from claimaudit import spreadsheet
 from claimaudit.report.data import ReportData
@@ -42,7 +47,7 @@ def _stream_findings(workbook, name: str, findings: pl.DataFrame) -> None:
     ws.autofilter(0, 0, max(findings.height, 1), len(columns) - 1)
     rows = findings.with_columns(pl.col("related_lines").list.join(" "),
                                  pl.col("amount_at_risk").cast(pl.Float64)).iter_rows()
-    # (rule_name, right after rule_id, comes from the catalogue: see render_xlsx)
+    # (rule_name, right after rule_id, comes from the catalogue: see begin_xlsx)
     for r, values in enumerate(rows, start=1):
         ws.write_row(r, 0, values)
 
@@ -52,7 +57,7 @@ def _summary_sheet(workbook, rows: list[tuple[str, object]]) -> None:
     import datetime as dt
     import numbers
 
-    ws = workbook.add_worksheet("Summary")
+    ws = workbook.get_worksheet_by_name("Summary")
     bold = workbook.add_format({"bold": True, "bg_color": "#E8ECF0", "border": 1})
     when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     money = workbook.add_format({"num_format": DOLLARS})
@@ -81,15 +86,31 @@ def _sheet(workbook, name: str, frame: pl.DataFrame, dollars: tuple[str, ...] = 
                       dtype_formats={pl.Date: "yyyy-mm-dd"}, include_header=True, table_style=None)
 
 
-def render_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, path: Path) -> None:
-    run_id, s = data.run["run_id"], data.summary
-    total = data.findings_total
+def begin_xlsx(con: duckdb.DuckDBPyConnection, run_id: str, path: Path) -> xlsxwriter.Workbook:
+    """The workbook for ``path`` with an empty Summary sheet (the first tab) and the Findings sheet
+    written: the XLSX_FINDINGS_CAP findings with the most dollars at risk. Nothing is on disk yet."""
+    from claimaudit.rules import catalogue
+
     findings = con.sql(f"SELECT {', '.join(FINDINGS_COLUMNS)} FROM findings WHERE run_id = $run "
                        "ORDER BY coalesce(amount_at_risk, 0) DESC, claim_id, line_number, rule_id, related_code "
                        f"LIMIT {XLSX_FINDINGS_CAP}", params={"run": run_id}).pl()
-    names = {r["rule_id"]: r["name"] for r in data.by_rule.to_dicts()}
+    names = pl.col("rule_id").replace_strict(catalogue.names(), default="", return_dtype=pl.String)
     findings = findings.insert_column(findings.columns.index("rule_id") + 1,
-                                      findings["rule_id"].replace_strict(names, default="").alias("rule_name"))
+                                      findings.select(names.alias("rule_name")).to_series())
+    workbook = spreadsheet.workbook(path)              # strings are never formulas or links
+    workbook.add_worksheet("Summary")                  # filled by finish_xlsx
+    _stream_findings(workbook, "Findings", findings)
+    return workbook
+
+
+def render_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, path: Path) -> None:
+    finish_xlsx(con, data, begin_xlsx(con, data.run["run_id"], path))
+
+
+def finish_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, workbook: xlsxwriter.Workbook) -> None:
+    """The Summary sheet and the sheets after Findings, then the file (written by the close)."""
+    run_id, s = data.run["run_id"], data.summary
+    total = data.findings_total
     from claimaudit.pipeline import quarantine_frame
 
     quarantine = quarantine_frame(con, run_id, limit=XLSX_FINDINGS_CAP)       # original fields spread out
@@ -112,9 +133,8 @@ def render_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, path: Path) ->
     if s["quarantined"] > XLSX_FINDINGS_CAP:
         summary_rows.append(("Quarantine sheet", f"the first {XLSX_FINDINGS_CAP:,} of {s['quarantined']:,} quarantined "
                                                  "rows: all of them are in quarantine.csv"))
-    with spreadsheet.workbook(path) as workbook:         # strings are never formulas or links
+    with workbook:                                       # the close writes the file
         _summary_sheet(workbook, summary_rows)
-        _stream_findings(workbook, "Findings", findings)
         _sheet(workbook, "By provider", data.by_provider, dollars=("dollars_at_risk",))
         _sheet(workbook, "By rule", data.by_rule, dollars=("dollars_at_risk",))
         dq = data.data_quality
