@@ -103,10 +103,6 @@ def begin_xlsx(con: duckdb.DuckDBPyConnection, run_id: str, path: Path) -> xlsxw
     return workbook
 
 
-def render_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, path: Path) -> None:
-    finish_xlsx(con, data, begin_xlsx(con, data.run["run_id"], path))
-
-
 def finish_xlsx(con: duckdb.DuckDBPyConnection, data: ReportData, workbook: xlsxwriter.Workbook) -> None:
     """The Summary sheet and the sheets after Findings, then the file (written by the close)."""
     run_id, s = data.run["run_id"], data.summary
