@@ -433,10 +433,11 @@ def _summary(con: duckdb.DuckDBPyConnection, run_id: str, out: Path, timings: di
 
 
 def _begin_xlsx(con: duckdb.DuckDBPyConnection, run_id: str, out: Path):
-    from claimaudit.report.xlsx import begin_xlsx
+    """report.xlsx begun on its own connection (a cursor), which this closes."""
+    from claimaudit import report
 
     try:
-        return begin_xlsx(con, run_id, partial_path(out / "report.xlsx"))
+        return report.begin(con, run_id, out)
     finally:
         con.close()
 
