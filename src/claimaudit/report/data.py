@@ -32,6 +32,13 @@ def _q(con: duckdb.DuckDBPyConnection, sql: str, run_id: str) -> pl.DataFrame:
     return con.sql(sql, params={"run": run_id}).pl()
 
 
+def rule_name() -> pl.Expr:
+    """Each finding's rule name from the catalogue ("" for an id it does not list)."""
+    from claimaudit.rules import catalogue
+
+    return pl.col("rule_id").replace_strict(catalogue.names(), default="", return_dtype=pl.String)
+
+
 _AT_RISK = "coalesce(sum(amount_at_risk) FILTER (WHERE severity = 'error'), 0)::DOUBLE AS dollars_at_risk"
 
 
@@ -42,9 +49,7 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict) -> Repor
     by_rule = _q(con, f"""SELECT rule_id, family, any_value(severity) AS severity, count(*) AS findings, {_AT_RISK},
                           count(*) FILTER (WHERE status = 'new') AS new
                           FROM findings WHERE run_id = $run GROUP BY ALL ORDER BY family, rule_id""", run_id)
-    from claimaudit.rules import catalogue
-
-    names = pl.col("rule_id").replace_strict(catalogue.names(), default="", return_dtype=pl.String)
+    names = rule_name()
     by_rule = by_rule.with_columns(names.alias("name"),
                                    pl.when(names != "").then(pl.col("rule_id") + " " + names)
                                    .otherwise(pl.col("rule_id")).alias("rule"))

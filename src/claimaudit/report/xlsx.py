@@ -20,7 +20,7 @@ import polars as pl
 import xlsxwriter
 
 from claimaudit import spreadsheet
-from claimaudit.report.data import ReportData
+from claimaudit.report.data import ReportData, rule_name
 from claimaudit.schema import FINDINGS_COLUMNS
 
 XLSX_FINDINGS_CAP = 50_000       # rows on the Findings (and Quarantine) sheet (Excel stops at 1,048,575)
@@ -89,14 +89,11 @@ def _sheet(workbook, name: str, frame: pl.DataFrame, dollars: tuple[str, ...] = 
 def begin_xlsx(con: duckdb.DuckDBPyConnection, run_id: str, path: Path) -> xlsxwriter.Workbook:
     """The workbook for ``path`` with an empty Summary sheet (the first tab) and the Findings sheet
     written: the XLSX_FINDINGS_CAP findings with the most dollars at risk. Nothing is on disk yet."""
-    from claimaudit.rules import catalogue
-
     findings = con.sql(f"SELECT {', '.join(FINDINGS_COLUMNS)} FROM findings WHERE run_id = $run "
                        "ORDER BY coalesce(amount_at_risk, 0) DESC, claim_id, line_number, rule_id, related_code "
                        f"LIMIT {XLSX_FINDINGS_CAP}", params={"run": run_id}).pl()
-    names = pl.col("rule_id").replace_strict(catalogue.names(), default="", return_dtype=pl.String)
     findings = findings.insert_column(findings.columns.index("rule_id") + 1,
-                                      findings.select(names.alias("rule_name")).to_series())
+                                      findings.select(rule_name().alias("rule_name")).to_series())
     workbook = spreadsheet.workbook(path)              # strings are never formulas or links
     workbook.add_worksheet("Summary")                  # filled by finish_xlsx
     _stream_findings(workbook, "Findings", findings)
