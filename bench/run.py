@@ -198,11 +198,14 @@ def main() -> None:
             out = subprocess.run([sys.executable, str(HERE / "baseline_pandas.py"), "--work", str(work), "--keys",
                                   str(keys)], check=True, capture_output=True, text=True).stdout
             print("\n" + out.rstrip())
-            print(_same_findings(keys, work / "run" / "findings.parquet"))
+            same = _same_findings(keys, work / "run" / "findings.parquet")
             keys.unlink()
             pandas_checks = next(float(line.split(" s ")[0].split()[-1]) for line in out.splitlines()
                                  if line.startswith("PTP + MUE + time, checks only"))
             ours = sum(timings["rule_files"].get(f, 0.0) for f in ("ncci_ptp", "mue", "units_time"))
+            print(same)
+            if not same.startswith("same findings: yes"):   # a ratio of different work is no ratio
+                raise SystemExit("the pandas baseline and the audit found different findings (above)")
             print(f"same families: pandas {pandas_checks:.2f} s, claimaudit ncci_ptp + mue + units_time "
                   f"{ours:.2f} s: pandas takes {pandas_checks / ours:.2f}x claimaudit's time")
     finally:
