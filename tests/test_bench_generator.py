@@ -87,11 +87,12 @@ def test_the_pandas_baseline_finds_exactly_the_audits_ptp_mue_and_time_findings(
     pipeline.run_audit([data / "claims.csv"], db=db, out=tmp_path / "out", data_quality=False)
     ours = pl.read_parquet(tmp_path / "out" / "findings.parquet") \
         .filter(pl.col("family").is_in(["ncci_ptp", "mue", "units_time"]))
+    rows = ours.height
     ours = {(r, c, int(n), k) for r, c, n, k in ours.select(baseline.KEY).iter_rows()}
     found, _ = baseline.check(baseline.read(data))
     theirs = {(r, c, int(n), None if k is None or k != k else k)          # pandas' missing value is None or NaN
               for f in found.values() for r, c, n, k in f[baseline.KEY].itertuples(index=False)}
-    assert theirs == ours
+    assert theirs == ours and sum(len(f) for f in found.values()) == rows == len(ours)    # and no repeats
     assert {r for r, *_ in ours} >= {"PTP-001", "PTP-002", "PTP-003", "MUE-001", "MUE-002", "TIME-001", "TIME-002",
                                      "TIME-003", "TIME-004", "TIME-005", "TIME-006", "TIME-007"}
     made_ptp = {(r, c, n) for r, c, n, k in ours if c.startswith("X") and r.startswith("PTP")}
