@@ -7,7 +7,8 @@ extract and the CMS-layout reference files, then finds every finding of sql/rule
 (PTP-001..003), mue.sql (MUE-001, MUE-002) and units_time.sql (TIME-001..007) by the same rules: the
 payer profiles of data/profiles (NCCI modifier placement, time method), the code classes of
 data/reference/code_classes.csv, the same day (patient + rendering NPI + DOS), the same grain and the
-same first line of a group. Written as a pandas engineer would for speed: each family takes only the
+same first line of a group. DUP-001 (duplicates.sql) too, as an independent check of that rule only
+(it is not in the timed PTP + MUE + time yardstick). Written as a pandas engineer would for speed: each family takes only the
 columns it needs, and groups first, then fetches the lines of the flagged groups only (as the SQL
 does). tests/test_bench_generator.py checks on generated and hand-made visits that it finds exactly
 what the audit finds. ``--keys`` writes each finding's (rule_id, claim_id, line_number,
@@ -23,6 +24,7 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -173,11 +175,21 @@ def check(inputs: dict) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
     found, seconds = {}, {}
     for family, run in [("ptp", lambda i: ptp(i["lines"], i["ptp"], i["profiles"])),
                         ("mue", lambda i: mue(i["lines"], i["mue"])),
-                        ("units_time", lambda i: units_time(i["lines"], i["classes"], i["profiles"]))]:
+                        ("units_time", lambda i: units_time(i["lines"], i["classes"], i["profiles"])),
+                        ("duplicates", lambda i: duplicates(i["lines"]))]:
         started = time.perf_counter()
         found[family] = run(inputs)
         seconds[family] = time.perf_counter() - started
     return found, seconds
+
+
+def duplicates(lines: pd.DataFrame) -> pd.DataFrame:
+    """DUP-001: every later copy of a line with the same day, code, modifiers (in any order) and units."""
+    mods = np.sort(lines[MODS].to_numpy(dtype=str), axis=1)         # modifiers in any order
+    keyed = lines[DAY + ["claim_id", "line_number", "procedure_code", "units"]].assign(
+        **{f"sorted_{i}": mods[:, i] for i in range(len(MODS))}).sort_values(["claim_id", "line_number"])
+    copies = keyed.duplicated(DAY + ["procedure_code", "units", *[f"sorted_{i}" for i in range(len(MODS))]])
+    return keyed[copies].assign(rule_id="DUP-001", related_code=None)[KEY]
 
 
 def main() -> None:
@@ -189,7 +201,7 @@ def main() -> None:
     inputs = read(args.work / "data")
     read_s = time.perf_counter() - t0
     found, seconds = check(inputs)
-    checks = sum(seconds.values())
+    checks = seconds["ptp"] + seconds["mue"] + seconds["units_time"]     # the three families of the ratio
 
     n = len(inputs["lines"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -199,7 +211,8 @@ def main() -> None:
                              ("MUE (MUE-001, MUE-002)", seconds["mue"], found["mue"]),
                              ("units/time (TIME-001..007)", seconds["units_time"], found["units_time"]),
                              ("PTP + MUE + time, checks only", checks, None),
-                             ("total incl. reading", read_s + checks, None)]:
+                             ("total incl. reading", read_s + checks, None),
+                             ("DUP-001 (a check, not in the above)", seconds["duplicates"], found["duplicates"])]:
         hits_text = f"   {len(hits):,} findings" if hits is not None else ""
         print(f"{name:<34}{secs:>8.2f} s{n / secs:>14,.0f} lines/s{hits_text}")
     keys = pd.concat(found.values(), ignore_index=True)

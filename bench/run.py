@@ -97,7 +97,7 @@ def plain_read(source: Path, work: Path) -> tuple[float, float]:
 
 
 def _same_findings(pandas_keys: Path, findings: Path) -> str:
-    """Whether the pandas baseline found exactly the audit's PTP, MUE and units/time findings, compared by
+    """Whether the pandas baseline found exactly the audit's PTP, MUE, units/time and DUP-001 findings, compared by
     (rule_id, claim_id, line_number, related_code) both ways."""
     import polars as pl
 
@@ -108,7 +108,8 @@ def _same_findings(pandas_keys: Path, findings: Path) -> str:
                             pl.col("related_code").cast(pl.String))
 
     theirs = keys(pl.read_parquet(pandas_keys))
-    ours = keys(pl.read_parquet(findings).filter(pl.col("family").is_in(["ncci_ptp", "mue", "units_time"])))
+    ours = keys(pl.read_parquet(findings).filter(pl.col("family").is_in(["ncci_ptp", "mue", "units_time",
+                                                                          "duplicates"])))
     only_pandas = theirs.join(ours, on=key, how="anti", nulls_equal=True)
     only_ours = ours.join(theirs, on=key, how="anti", nulls_equal=True)
     if only_pandas.is_empty() and only_ours.is_empty() and theirs.height == ours.height:

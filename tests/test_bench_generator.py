@@ -51,11 +51,12 @@ def _visit(claim: str, patient: str, profile: str, dos: str, *lines: tuple) -> l
             for n, (code, mods, units, minutes) in enumerate(lines, start=1)]
 
 
-def test_the_pandas_baseline_finds_exactly_the_audits_ptp_mue_and_time_findings(tmp_path):
-    """bench/baseline_pandas.py is a second implementation of ncci_ptp, mue and units_time (pandas, no SQL):
+def test_the_pandas_baseline_finds_exactly_the_audits_ptp_mue_time_and_duplicate_findings(tmp_path):
+    """bench/baseline_pandas.py is a second implementation of ncci_ptp, mue, units_time and duplicates (pandas):
     on a generated extract plus hand-made visits for the branches the generator never makes (indicator 0,
     anatomic, E/M and column-2 modifiers, 59 on the column-1 line by placement, an MUE line edit, fewer
-    than 8 minutes, §20.2 splits with tied leftovers, billing-rules.md §3.1) both find the same findings."""
+    than 8 minutes, §20.2 splits with tied leftovers (billing-rules.md §3.1), a duplicate with its modifiers
+    in another order) both find the same findings."""
     data = tmp_path / "data"
     data.mkdir()
     made = [
@@ -71,6 +72,8 @@ def test_the_pandas_baseline_finds_exactly_the_audits_ptp_mue_and_time_findings(
                 ("97140", ["GP"], 1, 25)),                                                                 # TIME-002 tie
         *_visit("X10", "PX10", "medicare", "2026-03-02", ("97110", ["GP"], 1, 22), ("97112", ["GP"], 1, 22),
                 ("97140", ["GP"], 2, 22)),                                          # equal leftovers: either way
+        *_visit("X11", "PX11", "medicare", "2026-03-02", ("J1100", ["59", "RT"], 1, None), ("J1100", ["RT", "59"], 1, None)),
+        *_visit("X12", "PX12", "medicare", "2026-03-02", ("J1100", ["RT"], 1, None), ("J1100", ["LT"], 1, None)),
     ]
     frame = generate.claims(20_000)
     pl.concat([frame, pl.DataFrame(made, schema=frame.schema)]).write_csv(data / "claims.csv")
@@ -86,7 +89,7 @@ def test_the_pandas_baseline_finds_exactly_the_audits_ptp_mue_and_time_findings(
                      parts=1)
     pipeline.run_audit([data / "claims.csv"], db=db, out=tmp_path / "out", data_quality=False)
     ours = pl.read_parquet(tmp_path / "out" / "findings.parquet") \
-        .filter(pl.col("family").is_in(["ncci_ptp", "mue", "units_time"]))
+        .filter(pl.col("family").is_in(["ncci_ptp", "mue", "units_time", "duplicates"]))
     rows = ours.height
     ours = {(r, c, int(n), k) for r, c, n, k in ours.select(baseline.KEY).iter_rows()}
     found, _ = baseline.check(baseline.read(data))
@@ -94,9 +97,10 @@ def test_the_pandas_baseline_finds_exactly_the_audits_ptp_mue_and_time_findings(
               for f in found.values() for r, c, n, k in f[baseline.KEY].itertuples(index=False)}
     assert theirs == ours and sum(len(f) for f in found.values()) == rows == len(ours)    # and no repeats
     assert {r for r, *_ in ours} >= {"PTP-001", "PTP-002", "PTP-003", "MUE-001", "MUE-002", "TIME-001", "TIME-002",
-                                     "TIME-003", "TIME-004", "TIME-005", "TIME-006", "TIME-007"}
+                                     "TIME-003", "TIME-004", "TIME-005", "TIME-006", "TIME-007", "DUP-001"}
     made_ptp = {(r, c, n) for r, c, n, k in ours if c.startswith("X") and r.startswith("PTP")}
     assert made_ptp == {("PTP-001", "X1", 2), ("PTP-003", "X2", 2), ("PTP-002", "X3", 2), ("PTP-003", "X4", 2),
                         ("PTP-003", "X5", 2), ("PTP-003", "X6", 2), ("PTP-002", "X7", 2)}
     assert {(r, c, n) for r, c, n, _ in ours if c in ("X8", "X9", "X10")} == {
         ("TIME-003", "X8", 1), ("TIME-002", "X9", 1), ("TIME-002", "X9", 2)}
+    assert {(r, c, n) for r, c, n, _ in ours if c in ("X11", "X12")} == {("DUP-001", "X11", 2)}   # modifiers in any order
