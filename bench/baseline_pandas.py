@@ -37,6 +37,7 @@ ANATOMIC = {"E1", "E2", "E3", "E4", "FA", "F1", "F2", "F3", "F4", "F5", "F6", "F
 EM_EITHER = {"24", "25", "57"}
 COL2_OTHER = {"27", "58", "78", "79", "91"}
 KEY = ["rule_id", "claim_id", "line_number", "related_code"]
+FAMILIES = ["ncci_ptp", "mue", "units_time", "duplicates"]          # the audit's families this baseline finds
 
 
 def profiles() -> pd.DataFrame:
@@ -190,6 +191,28 @@ def duplicates(lines: pd.DataFrame) -> pd.DataFrame:
         **{f"sorted_{i}": mods[:, i] for i in range(len(MODS))}).sort_values(["claim_id", "line_number"])
     copies = keyed.duplicated(DAY + ["procedure_code", "units", *[f"sorted_{i}" for i in range(len(MODS))]])
     return keyed[copies].assign(rule_id="DUP-001", related_code=None)[KEY]
+
+
+def same_findings(pandas_keys: Path, findings: Path) -> str:
+    """Whether this baseline (its ``--keys`` file) found exactly the audit's findings of FAMILIES
+    (a findings.parquet), compared by KEY both ways."""
+    import polars as pl
+
+    def keys(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(pl.col("rule_id"), pl.col("claim_id"), pl.col("line_number").cast(pl.Int64),
+                            pl.col("related_code").cast(pl.String))
+
+    theirs = keys(pl.read_parquet(pandas_keys))
+    ours = keys(pl.read_parquet(findings).filter(pl.col("family").is_in(FAMILIES)))
+    only_pandas = theirs.join(ours, on=KEY, how="anti", nulls_equal=True)
+    only_ours = ours.join(theirs, on=KEY, how="anti", nulls_equal=True)
+    if only_pandas.is_empty() and only_ours.is_empty() and theirs.height == ours.height:
+        return f"same findings: yes, all {ours.height:,} (rule, claim, line, related code) in both"
+
+    def by_rule(frame: pl.DataFrame) -> str:
+        return ", ".join(f"{r} {n:,}" for r, n in frame.group_by("rule_id").len().sort("rule_id").iter_rows()) or "none"
+    return (f"same findings: NO ({theirs.height:,} pandas, {ours.height:,} claimaudit); only pandas: "
+            f"{by_rule(only_pandas)}; only claimaudit: {by_rule(only_ours)}")
 
 
 def main() -> None:

@@ -96,31 +96,6 @@ def plain_read(source: Path, work: Path) -> tuple[float, float]:
     return seconds, peak
 
 
-def _same_findings(pandas_keys: Path, findings: Path) -> str:
-    """Whether the pandas baseline found exactly the audit's PTP, MUE, units/time and DUP-001 findings, compared by
-    (rule_id, claim_id, line_number, related_code) both ways."""
-    import polars as pl
-
-    key = ["rule_id", "claim_id", "line_number", "related_code"]
-
-    def keys(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.select(pl.col("rule_id"), pl.col("claim_id"), pl.col("line_number").cast(pl.Int64),
-                            pl.col("related_code").cast(pl.String))
-
-    theirs = keys(pl.read_parquet(pandas_keys))
-    ours = keys(pl.read_parquet(findings).filter(pl.col("family").is_in(["ncci_ptp", "mue", "units_time",
-                                                                          "duplicates"])))
-    only_pandas = theirs.join(ours, on=key, how="anti", nulls_equal=True)
-    only_ours = ours.join(theirs, on=key, how="anti", nulls_equal=True)
-    if only_pandas.is_empty() and only_ours.is_empty() and theirs.height == ours.height:
-        return f"same findings: yes, all {ours.height:,} (rule, claim, line, related code) in both"
-
-    def by_rule(frame: pl.DataFrame) -> str:
-        return ", ".join(f"{r} {n:,}" for r, n in frame.group_by("rule_id").len().sort("rule_id").iter_rows()) or "none"
-    return (f"same findings: NO ({theirs.height:,} pandas, {ours.height:,} claimaudit); only pandas: "
-            f"{by_rule(only_pandas)}; only claimaudit: {by_rule(only_ours)}")
-
-
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         _child_audit(json.loads(Path(sys.argv[2]).read_text(encoding="utf-8")))
@@ -195,11 +170,13 @@ def main() -> None:
         print("outputs: " + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in sorted(sizes.items())))
         print("findings by rule: " + ", ".join(f"{k} {v:,}" for k, v in r["findings"]["by_rule"].items()))
         if args.pandas:
+            from baseline_pandas import same_findings  # bench/, this script's folder
+
             keys = work / "pandas-keys.parquet"
             out = subprocess.run([sys.executable, str(HERE / "baseline_pandas.py"), "--work", str(work), "--keys",
                                   str(keys)], check=True, capture_output=True, text=True).stdout
             print("\n" + out.rstrip())
-            same = _same_findings(keys, work / "run" / "findings.parquet")
+            same = same_findings(keys, work / "run" / "findings.parquet")
             keys.unlink()
             pandas_checks = next(float(line.split(" s ")[0].split()[-1]) for line in out.splitlines()
                                  if line.startswith("PTP + MUE + time, checks only"))
