@@ -31,17 +31,19 @@ TIME_UNCHECKED = "timed code without documented minutes: the day's time checks w
 
 
 def unchecked_sql(run: str) -> str:
-    """(scope, patient_id, rendering_npi, date_of_service): the days run ``run`` (a bound parameter
+    """(family, patient_id, rendering_npi, date_of_service): the days run ``run`` (a bound parameter
     name like ``$a``) did not check for a scope (family or rule). A reference version covers whole
-    dates and a timed code without minutes stops the whole day's time checks, so a day is the unit."""
+    dates and a timed code without minutes stops the whole day's time checks, so a day is the unit.
+    One row per unchecked line and cause, so a day can repeat: history only asks whether a day is there,
+    for the few days it needs (grouping millions of lines into days first cost more than the question)."""
     return f"""
-        SELECT DISTINCT {REF_SCOPE_SQL} AS family, patient_id, rendering_npi, date_of_service
+        SELECT {REF_SCOPE_SQL} AS family, patient_id, rendering_npi, date_of_service
         FROM findings WHERE run_id = {run} AND rule_id = 'REF-001'
-        UNION
-        SELECT DISTINCT 'units_time', patient_id, rendering_npi, date_of_service
+        UNION ALL
+        SELECT 'units_time', patient_id, rendering_npi, date_of_service
         FROM findings WHERE run_id = {run} AND rule_id = 'TIME-007'
-        UNION
-        SELECT DISTINCT scope, patient_id, rendering_npi, date_of_service FROM unchecked_lines WHERE run_id = {run}"""
+        UNION ALL
+        SELECT scope, patient_id, rendering_npi, date_of_service FROM unchecked_lines WHERE run_id = {run}"""
 
 
 def skipped_sql(run: str) -> str:

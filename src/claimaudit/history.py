@@ -35,32 +35,49 @@ def scope_key(con: duckdb.DuckDBPyConnection, run_id: str, label: str | None = N
     return "npis:" + con.execute("SELECT md5(?)", [npis[0][0] or ""]).fetchall()[0][0][:16]
 
 
+def _unchecked_keys(rows: str, run: str, skipped: str) -> str:
+    """The rows of ``rows`` (findings) that run ``run`` did not check: their family was skipped, or
+    their family or rule was unchecked on their day. Only the days of ``rows`` are looked up, with
+    NULL-safe keys (a day with an unknown patient is that day), so the run's unchecked lines are
+    probed, never grouped."""
+    return f"""
+        WITH keys AS (SELECT family AS scope, patient_id, rendering_npi, date_of_service FROM {rows}
+                      UNION SELECT rule_id, patient_id, rendering_npi, date_of_service FROM {rows}),
+        hit AS (SELECT DISTINCT k.* FROM keys k JOIN ({unchecked_sql(run)}) u
+                  ON u.family = k.scope AND u.patient_id IS NOT DISTINCT FROM k.patient_id
+                 AND u.rendering_npi IS NOT DISTINCT FROM k.rendering_npi
+                 AND u.date_of_service IS NOT DISTINCT FROM k.date_of_service)
+        SELECT r.fingerprint_row FROM {rows} r
+        WHERE r.family IN (SELECT family FROM {skipped})
+           OR (r.family, r.patient_id, r.rendering_npi, r.date_of_service) IN (
+               SELECT (scope, patient_id, rendering_npi, date_of_service) FROM hit)
+           OR (r.rule_id, r.patient_id, r.rendering_npi, r.date_of_service) IN (
+               SELECT (scope, patient_id, rendering_npi, date_of_service) FROM hit)"""
+
+
 def _compared_sql(sides: tuple[str, ...] = ("later", "earlier")) -> str:
     """Every finding of runs $a (earlier) and $b (later) with its change: new, recurring, resolved or
     not_compared (the other run did not check the finding's family on its day). ``sides``: the later
     run's findings (new, recurring, not_compared), the earlier run's that are gone (resolved,
-    not_compared_resolved), or both."""
-    later = """
-        SELECT CASE WHEN b.fingerprint IN (SELECT fingerprint FROM a) THEN 'recurring'
-                    WHEN b.family IN (SELECT family FROM sa)
-                      OR (b.family, b.patient_id, b.rendering_npi, b.date_of_service) IN (
-                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ua)
-                      OR (b.rule_id, b.patient_id, b.rendering_npi, b.date_of_service) IN (
-                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ua) THEN 'not_compared'
-                    ELSE 'new' END AS change, b.* FROM b"""
-    earlier = """
-        SELECT CASE WHEN a.family IN (SELECT family FROM sb)
-                      OR (a.family, a.patient_id, a.rendering_npi, a.date_of_service) IN (
-                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ub)
-                      OR (a.rule_id, a.patient_id, a.rendering_npi, a.date_of_service) IN (
-                          SELECT (family, patient_id, rendering_npi, date_of_service) FROM ub) THEN 'not_compared_resolved'
-                    ELSE 'resolved' END AS change, a.* FROM a
-        WHERE a.fingerprint NOT IN (SELECT fingerprint FROM b)"""
+    not_compared_resolved), or both. Only the findings that are not recurring are looked up in the
+    other run's unchecked days: on a nightly run that is a few, against millions of unchecked lines."""
+    later = f"""
+        SELECT CASE WHEN b.recurring THEN 'recurring'
+                    WHEN b.fingerprint_row IN ({_unchecked_keys('later_open', '$a', 'sa')}) THEN 'not_compared'
+                    ELSE 'new' END AS change, b.* EXCLUDE (recurring, fingerprint_row) FROM later b"""
+    earlier = f"""
+        SELECT CASE WHEN a.fingerprint_row IN ({_unchecked_keys('earlier_gone', '$b', 'sb')})
+                    THEN 'not_compared_resolved' ELSE 'resolved' END AS change,
+               a.* EXCLUDE (fingerprint_row) FROM earlier_gone a"""
     parts = {"later": later, "earlier": earlier}
     return f"""
         WITH a AS (SELECT * FROM findings WHERE run_id = $a), b AS (SELECT * FROM findings WHERE run_id = $b),
-             ua AS ({unchecked_sql('$a')}), ub AS ({unchecked_sql('$b')}),
-             sa AS ({skipped_sql('$a')}), sb AS ({skipped_sql('$b')})
+             sa AS ({skipped_sql('$a')}), sb AS ({skipped_sql('$b')}),
+             later AS MATERIALIZED (SELECT b.*, b.fingerprint IN (SELECT fingerprint FROM a) AS recurring,
+                                           row_number() OVER () AS fingerprint_row FROM b),
+             later_open AS (SELECT * FROM later WHERE recurring IS NOT TRUE),
+             earlier_gone AS MATERIALIZED (SELECT a.*, row_number() OVER () AS fingerprint_row FROM a
+                                           WHERE a.fingerprint NOT IN (SELECT fingerprint FROM b))
         {" UNION ALL ".join(parts[side] for side in sides)}"""
 
 
