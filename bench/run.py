@@ -4,6 +4,8 @@
     python bench/run.py --lines 10000000 --format parquet
     python bench/run.py --lines 1000000 --pandas         # + the pandas baseline on the same data (and whether
                                                          #   it found the same PTP/MUE/time findings)
+    python bench/run.py --lines 1000000 --again          # + the same extract audited again into the same
+                                                         #   warehouse: a nightly run, compared with the first
 
 Prints one table (seconds, lines per second per stage, each rule file), the audit's peak RSS (its own
 process and, separately, the data-quality worker it starts) and, measured in the same run on the same
@@ -49,7 +51,7 @@ def _child_audit(spec: dict) -> None:
     wall = time.perf_counter() - t
     Path(spec["result"]).write_text(json.dumps({
         "wall": wall, "timings": summary["timings"], "read": summary["read"], "quarantined": summary["quarantined"],
-        "findings": summary["findings"],
+        "findings": summary["findings"], "history": summary.get("history"),
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "children_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}), encoding="utf-8")
 
@@ -96,6 +98,28 @@ def plain_read(source: Path, work: Path) -> tuple[float, float]:
     return seconds, peak
 
 
+def _stage_rows(r: dict) -> list[tuple[str, float, int | None]]:
+    """(stage, seconds, lines) of one audit's result."""
+    timings, n = r["timings"], r["read"]
+    rows = [("ingest", timings["ingest"], n),
+            ("data quality step (GX subprocess, all)", timings["data_quality"], n),
+            ("  GX suite validation only", timings["data_quality_validate"], n),
+            ("  waiting for the worker's GX import", timings.get("data_quality_waited_for_import") or 0.0, None),
+            ("reference", timings["reference"], n), ("rules", timings["rules"], n)]
+    rows += [(f"  rules: {name}", s, n) for name, s in timings["rule_files"].items()]
+    rows.append(("outputs (findings, reports, summary)", timings["outputs"], n))
+    rows.append(("audit total (ingest..outputs)", timings["total"], n))
+    rows.append(("wall time of run_audit()", r["wall"], n))
+    return rows
+
+
+def _print_rows(rows: list[tuple[str, float, int | None]]) -> None:
+    print(f"{'stage':<38}{'seconds':>9}{'lines/s':>14}")
+    for name, seconds, lines in rows:
+        rate = f"{lines / seconds:,.0f}" if lines and seconds else ""
+        print(f"{name:<38}{seconds:>9.2f}{rate:>14}")
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         _child_audit(json.loads(Path(sys.argv[2]).read_text(encoding="utf-8")))
@@ -108,6 +132,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--pandas", action="store_true", help="also run bench/baseline_pandas.py on the same data")
     parser.add_argument("--partitions", type=int, default=1, help="rules on N patient-hash partitions (threads)")
+    parser.add_argument("--again", action="store_true",
+                        help="then audit the same extract again into the same warehouse: the nightly case, where "
+                             "history compares every finding with the run before")
     parser.add_argument("--dask-workers", type=int, help="partitions on a Dask LocalCluster of N worker processes "
                         "(through the Prefect flow; the workers' memory is not in the figures)")
     args = parser.parse_args()
@@ -141,24 +168,12 @@ def main() -> None:
         r = json.loads(Path(spec["result"]).read_text(encoding="utf-8"))
         timings, n = r["timings"], r["read"]
         rows = [("refdata import (once per quarter)", refdata_s, None),
-                ("plain DuckDB read into a table", read_s, n)]
-        rows += [("ingest", timings["ingest"], n),
-                 ("data quality step (GX subprocess, all)", timings["data_quality"], n),
-                 ("  GX suite validation only", timings["data_quality_validate"], n),
-                 ("  waiting for the worker's GX import", timings.get("data_quality_waited_for_import") or 0.0, None),
-                 ("reference", timings["reference"], n), ("rules", timings["rules"], n)]
-        rows += [(f"  rules: {name}", s, n) for name, s in timings["rule_files"].items()]
-        rows.append(("outputs (findings, reports, summary)", timings["outputs"], n))
-        rows.append(("audit total (ingest..outputs)", timings["total"], n))
-        rows.append(("wall time of run_audit()", r["wall"], n))
+                ("plain DuckDB read into a table", read_s, n)] + _stage_rows(r)
         print(f"\nclaimaudit benchmark: {n:,} lines ({args.format}), {r['findings']['total']:,} findings, "
               f"{r['quarantined']:,} quarantined; machine: {platform.machine()}, "
               f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
               f"memory setting {os.environ.get('CLAIMAUDIT_MEMORY_LIMIT') or '3GB (default)'}")
-        print(f"{'stage':<38}{'seconds':>9}{'lines/s':>14}")
-        for name, seconds, lines in rows:
-            rate = f"{lines / seconds:,.0f}" if lines and seconds else ""
-            print(f"{name:<38}{seconds:>9.2f}{rate:>14}")
+        _print_rows(rows)
         print(f"whole audit / plain read: {r['wall'] / read_s:.1f}x")
         print(f"peak RSS: audit process {r['peak_mib']:,.0f} MiB, its data-quality worker {r['children_peak_mib']:,.0f}"
               f" MiB, both together at any one time {together:,.0f} MiB (sampled every 0.1 s), plain read "
@@ -186,6 +201,25 @@ def main() -> None:
                 raise SystemExit("the pandas baseline and the audit found different findings (above)")
             print(f"same families: pandas {pandas_checks:.2f} s, claimaudit ncci_ptp + mue + units_time "
                   f"{ours:.2f} s: pandas takes {pandas_checks / ours:.2f}x claimaudit's time")
+        if args.again:
+            again = {**spec, "out": str(work / "run-again"), "result": str(work / "bench-result-again.json")}
+            (work / "bench-spec-again.json").write_text(json.dumps(again), encoding="utf-8")
+            shutil.rmtree(work / "run-again", ignore_errors=True)
+            child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child",
+                                      str(work / "bench-spec-again.json")])
+            together = _sample_tree_rss(child)
+            if child.returncode:
+                raise SystemExit(f"the second audit failed (exit code {child.returncode})")
+            r2 = json.loads(Path(again["result"]).read_text(encoding="utf-8"))
+            h = r2["history"] or {}
+            print(f"\nthe same extract again, into the same warehouse (a nightly run; history: "
+                  f"{h.get('recurring', 0):,} recurring, {h.get('new', 0):,} new, {h.get('resolved', 0):,} resolved, "
+                  f"{h.get('not_compared', 0):,} not compared)")
+            _print_rows(_stage_rows(r2))
+            print(f"whole audit / plain read: {r2['wall'] / read_s:.1f}x; both processes at any one time "
+                  f"{together:,.0f} MiB")
+            if r2["findings"]["by_rule"] != r["findings"]["by_rule"]:
+                raise SystemExit("the second audit of the same extract found different findings")
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
