@@ -64,3 +64,6 @@ def test_history_new_recurring_resolved_and_not_compared_by_family_rule_and_day(
         # not compared: four of B's (family, rule, unchecked line, PTP) and two of A's (no MUE data, no DQ)
         assert history.diff_counts(con, "A", "B") == {"new": 4, "recurring": 1, "resolved": 4, "not_compared": 6}
         assert set(history.diff(con, "A", "B", sides=("earlier",))["claim_id"]) == {"gone", "t7", "ref-kx", "ref-ptp"}
+        # a limit gives the first rows of the same list (the report shows a few)
+        assert history.diff(con, "A", "B", limit=3).rows() == changes.head(3).rows()
+        assert history.diff(con, "A", "B", sides=("earlier",), limit=0).height == 0

@@ -101,7 +101,7 @@ def test_html_is_self_contained_and_shows_the_findings(sample_run):
     assert "MOD-006 Over the KX threshold without KX $143.84" in html
 
 
-def test_history_new_recurring_resolved_and_diff(tmp_path):
+def test_history_new_recurring_resolved_and_diff(tmp_path, monkeypatch):
     db = tmp_path / "w.duckdb"
     first = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "one", data_quality=False)
     assert first["findings"]["total"] == 26 and first["history"]["previous_run_id"] is None
@@ -116,6 +116,7 @@ def test_history_new_recurring_resolved_and_diff(tmp_path):
     new_rows = pl.concat([new_rows, new_rows.with_columns(line_number=pl.lit("2"))])     # an exact duplicate
     second_input = tmp_path / "second.csv"
     pl.concat([fixed, new_rows]).write_csv(second_input)
+    monkeypatch.setattr("claimaudit.report.data.RESOLVED_SHOWN", 1)      # the report lists the first, says so
     second = pipeline.run_audit([second_input], db=db, out=tmp_path / "two", data_quality=False)
     h = second["history"]
     assert h["previous_run_id"] == first["run_id"] and h["scope"] == first["history"]["scope"]
@@ -123,7 +124,9 @@ def test_history_new_recurring_resolved_and_diff(tmp_path):
     statuses = pl.read_parquet(tmp_path / "two" / "findings.parquet").group_by("status").len()
     assert dict(statuses.iter_rows()) == {"new": 1, "recurring": 24}
     html = (tmp_path / "two" / "report.html").read_text(encoding="utf-8")
-    assert "Resolved since the previous run" in html and html.count("<svg") >= 6          # + 2 trend charts
+    assert "Resolved since the previous run (the first 1 of 2;" in html and html.count("<svg") >= 6  # + 2 trends
+    resolved_table = html[html.index("Resolved since the previous run"):]
+    assert resolved_table[:resolved_table.index("</table>")].count("<tr><td>") == 1
 
     out = subprocess.run([sys.executable, "-m", "claimaudit", "diff", first["run_id"], second["run_id"], "--db", str(db)],
                          capture_output=True, text=True, timeout=120)

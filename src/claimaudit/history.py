@@ -124,18 +124,20 @@ def _counts(rows: list[tuple[str, int]]) -> dict:
 
 
 def diff(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str,
-         sides: tuple[str, ...] = ("later", "earlier")) -> pl.DataFrame:
+         sides: tuple[str, ...] = ("later", "earlier"), limit: int | None = None) -> pl.DataFrame:
     """Findings that changed from run A to run B: change = new (only in B) or resolved (only in A);
-    findings the other run did not check are left out (``diff_counts`` counts them)."""
+    findings the other run did not check are left out (``diff_counts`` counts them). ``limit``: the
+    first that many, in the order below (a report shows a few; a nightly run can resolve a million)."""
     return con.sql(f"""
         SELECT change, rule_id, severity, claim_id, line_number, procedure_code, related_code, amount_at_risk, message
         FROM ({_compared_sql(sides)}) WHERE change IN ('new', 'resolved')
-        ORDER BY change, rule_id, claim_id, line_number""", params={"a": run_a, "b": run_b}).pl()
+        ORDER BY change, rule_id, claim_id, line_number{" LIMIT $limit" if limit is not None else ""}""",
+                   params={"a": run_a, "b": run_b, **({"limit": limit} if limit is not None else {})}).pl()
 
 
-def resolved(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    """The previous run's findings that this run no longer has (and did check)."""
+def resolved(con: duckdb.DuckDBPyConnection, run_id: str, limit: int | None = None) -> pl.DataFrame:
+    """The previous run's findings that this run no longer has (and did check): the first ``limit``."""
     prev = con.execute("SELECT previous_run_id FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not prev or not prev[0][0]:
         return pl.DataFrame()
-    return diff(con, prev[0][0], run_id, sides=("earlier",))
+    return diff(con, prev[0][0], run_id, sides=("earlier",), limit=limit)

@@ -8,6 +8,7 @@ import duckdb
 import polars as pl
 
 TABLE_CAP = 2000          # findings rows embedded in report.html; the full list is in findings.parquet
+RESOLVED_SHOWN = 50       # resolved findings listed in report.html (`claimaudit diff` lists them all)
 
 
 @dataclass
@@ -104,4 +105,4 @@ def collect(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict) -> Repor
     return ReportData(run=run, summary=summary, by_rule=by_rule, by_family=by_family, by_provider=dims["provider"],
                       by_payer=dims["payer"], by_code=dims["code"], code_pairs=code_pairs, unchecked=unchecked,
                       data_quality=data_quality, trend=trend, findings=findings, findings_total=total,
-                      resolved=history.resolved(con, run_id))
+                      resolved=history.resolved(con, run_id, limit=RESOLVED_SHOWN))
