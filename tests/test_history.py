@@ -55,8 +55,9 @@ def test_history_new_recurring_resolved_and_not_compared_by_family_rule_and_day(
     with connect(tmp_path / "w.duckdb") as con:
         _run(con, "A", dt.datetime(2026, 3, 10), EARLIER)
         _run(con, "B", dt.datetime(2026, 3, 11), LATER, skipped='["data_quality"]')
-        con.execute("INSERT INTO unchecked_lines VALUES ('A', 'COV-001', 'no provider discipline on the line', "
-                    "'x', 1, 'P5', '1234567893', ?)", [DAY])
+        con.execute("INSERT INTO unchecked_lines (run_id, scope, reason, claim_id, line_number, patient_id, rendering_npi, "
+                    "date_of_service) VALUES ('A', 'COV-001', 'no provider discipline', 'x', 1, 'P5', '1234567893', ?)",
+                    [DAY])
         changes = history.diff(con, "A", "B")
         found = {(c, claim) for c, claim in changes.select("change", "claim_id").iter_rows()}
         assert found == {("new", "new"), ("new", "new-other-day"), ("new", "new-rule-elsewhere"), ("new", "ref-mue"),

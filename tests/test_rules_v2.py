@@ -122,14 +122,30 @@ def test_the_cms_therapy_code_list_replaces_the_starter_flags(tmp_path):
 
 
 def test_lines_a_rule_cannot_judge_are_counted_as_unchecked(tmp_path):
-    rows = [line("A", 1, "97140", "GP", minutes=15, dos="2026-03-02", discipline="", assistant=""),
-            line("B", 1, "97150", "GP", dos="2026-03-03", discipline="PT", assistant=5)]   # untimed, no minutes
+    rows = [line("A", 1, "97140", "GP", minutes=15, dos="2026-03-02", discipline="", assistant="", charge="80.00",
+                 allowed="61.37"),
+            line("C", 1, "97140", "GP", minutes=15, dos="2026-03-04", discipline="", assistant="", charge="25.10"),
+            line("B", 1, "97150", "GP", dos="2026-03-03", discipline="PT", assistant=5, charge="40.00")]  # untimed
     audit_lines(tmp_path, *rows)
-    summary = pipeline.run_audit([write_csv(tmp_path / "y.csv", FULL_HEADER, *rows)], db=tmp_path / "u.duckdb",
-                                 out=tmp_path / "u", data_quality=False)
-    causes = {(c["family"], c["reason"]): c["lines"] for c in summary["unchecked"]}
-    assert causes[("COV-001", "no provider discipline on the line (chiropractic coverage needs it)")] == 1
-    assert causes[("MOD-005", "assistant minutes on an untimed service without its total minutes")] == 1
+    db = tmp_path / "u.duckdb"
+    summary = pipeline.run_audit([write_csv(tmp_path / "y.csv", FULL_HEADER, *rows)], db=db, out=tmp_path / "u",
+                                 data_quality=False)
+    causes = {(c["family"], c["reason"]): (c["lines"], c["dollars"], c["first_date"], c["last_date"])
+              for c in summary["unchecked"]}
+    # the dollars not verified: each line's allowed amount, else its charge
+    assert causes[("COV-001", "no provider discipline on the line (chiropractic coverage needs it)")] == (
+        2, 86.47, "2026-03-02", "2026-03-04")
+    assert causes[("MOD-005", "assistant minutes on an untimed service without its total minutes")] == (
+        1, 40.0, "2026-03-03", "2026-03-03")
+    # a warehouse from before unchecked lines carried their amounts gets them from the run's lines
+    from claimaudit import coverage
+    from claimaudit.warehouse import connect
+
+    with connect(db) as con:
+        con.execute("UPDATE unchecked_lines SET line_amount = NULL")
+        con.execute("DELETE FROM schema_migrations WHERE name = '013_unchecked_amounts.sql'")
+    with connect(db) as con:
+        assert coverage.causes(con, summary["run_id"]) == summary["unchecked"]
 
 
 def test_837_taxonomies_give_the_discipline_and_the_chiropractic_rules_fire(tmp_path):

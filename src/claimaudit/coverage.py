@@ -54,6 +54,9 @@ def skipped_sql(run: str) -> str:
 
 def causes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
     """One row per cause: family, reason, first and last date of service, lines, dollars of those lines."""
+    # A cause holds each line once (REF-001: one per line and reference; TIME-007: one per timed line;
+    # unchecked_lines: one per line and rule), so its lines are counted, not grouped. Only the findings'
+    # lines fetch their amount from the run's lines; unchecked_lines carries its own.
     rows = con.execute(f"""
         WITH ref AS (
             SELECT {REF_SCOPE_SQL.replace('related_code', 'f.related_code')} AS family,
@@ -62,15 +65,19 @@ def causes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
         ), timed AS (
             SELECT 'units_time' AS family, $time_reason AS reason, f.claim_id, f.line_number, f.date_of_service
             FROM findings f WHERE f.run_id = $run AND f.rule_id = 'TIME-007'
-        ), rules AS (
-            SELECT scope, reason, claim_id, line_number, date_of_service FROM unchecked_lines WHERE run_id = $run
-        ), lines AS (SELECT * FROM ref UNION ALL SELECT * FROM timed UNION ALL SELECT * FROM rules)
-        SELECT u.family, u.reason, min(u.date_of_service), max(u.date_of_service),
-               count(DISTINCT (u.claim_id, u.line_number)),
-               coalesce(sum(coalesce(l.allowed_amount, l.charge_amount)), 0)::DOUBLE
-        FROM lines u LEFT JOIN claim_lines l
-          ON l.run_id = $run AND l.claim_id = u.claim_id AND l.line_number = u.line_number
-        GROUP BY ALL ORDER BY 5 DESC, 1, 2""", {"run": run_id, "time_reason": TIME_UNCHECKED}).fetchall()
+        ), finding_lines AS (
+            SELECT u.*, coalesce(l.allowed_amount, l.charge_amount) AS amount
+            FROM (SELECT * FROM ref UNION ALL SELECT * FROM timed) u LEFT JOIN claim_lines l
+              ON l.run_id = $run AND l.claim_id = u.claim_id AND l.line_number = u.line_number
+        ), lines AS (
+            SELECT * FROM finding_lines
+            UNION ALL
+            SELECT scope, reason, claim_id, line_number, date_of_service, line_amount
+            FROM unchecked_lines WHERE run_id = $run
+        )
+        SELECT family, reason, min(date_of_service), max(date_of_service), count(*),
+               coalesce(sum(amount), 0)::DOUBLE
+        FROM lines GROUP BY ALL ORDER BY 5 DESC, 1, 2""", {"run": run_id, "time_reason": TIME_UNCHECKED}).fetchall()
     out = [{"family": r[0], "reason": r[1], "first_date": str(r[2]) if r[2] else None,
             "last_date": str(r[3]) if r[3] else None, "lines": r[4], "dollars": round(r[5], 2)} for r in rows]
     skipped = con.execute("SELECT coalesce(families_skipped, '[]') FROM runs WHERE run_id = ?", [run_id]).fetchall()
