@@ -196,6 +196,7 @@ def test_history_compares_only_what_both_runs_checked(tmp_path):
     assert second["data_quality"]["skipped"] and second["families_skipped"] == ["data_quality"]
     third = pipeline.run_audit([SAMPLE], db=db, out=tmp_path / "r3", scope="clinic")
     assert (third["history"]["new"], third["history"]["resolved"], third["history"]["not_compared"]) == (0, 0, 3)
+    assert "Resolved since the previous run" not in (tmp_path / "r3" / "report.html").read_text(encoding="utf-8")
     statuses = pl.read_parquet(tmp_path / "r3" / "findings.parquet").filter(pl.col("family") == "data_quality")
     assert set(statuses["status"]) == {"not_compared"}
 

@@ -137,7 +137,7 @@ def diff(con: duckdb.DuckDBPyConnection, run_a: str, run_b: str,
 
 def resolved(con: duckdb.DuckDBPyConnection, run_id: str, limit: int | None = None) -> pl.DataFrame:
     """The previous run's findings that this run no longer has (and did check): the first ``limit``."""
-    prev = con.execute("SELECT previous_run_id FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    if not prev or not prev[0][0]:
+    prev = con.execute("SELECT previous_run_id, findings_resolved FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not prev or not prev[0][0] or prev[0][1] == 0:     # counted when recorded: nothing to look for
         return pl.DataFrame()
     return diff(con, prev[0][0], run_id, sides=("earlier",), limit=limit)
