@@ -1,5 +1,6 @@
 -- Lines a rule could not judge, one row per line and cause (unknown is not clean), with the line's
--- amount (the dollars not verified): they go to the table unchecked_lines, which summaries group by cause and history compares with (coverage.py).
+-- amount (the dollars not verified): they go to the table unchecked_lines, which summaries group by
+-- cause and history compares with (coverage.py).
 -- Line-level reference gaps (REF-001) and timed codes without minutes (TIME-007) are findings of
 -- their own and not repeated here.
 --  COV-001  a line without a provider discipline, under a profile that switches COV-001 on

@@ -47,7 +47,7 @@ def _unchecked_keys(rows: str, run: str, skipped: str) -> str:
                   ON u.family = k.scope AND u.patient_id IS NOT DISTINCT FROM k.patient_id
                  AND u.rendering_npi IS NOT DISTINCT FROM k.rendering_npi
                  AND u.date_of_service IS NOT DISTINCT FROM k.date_of_service)
-        SELECT r.fingerprint_row FROM {rows} r
+        SELECT r.row_key FROM {rows} r
         WHERE r.family IN (SELECT family FROM {skipped})
            OR (r.family, r.patient_id, r.rendering_npi, r.date_of_service) IN (
                SELECT (scope, patient_id, rendering_npi, date_of_service) FROM hit)
@@ -63,20 +63,21 @@ def _compared_sql(sides: tuple[str, ...] = ("later", "earlier")) -> str:
     other run's unchecked days: on a nightly run that is a few, against millions of unchecked lines."""
     later = f"""
         SELECT CASE WHEN b.recurring THEN 'recurring'
-                    WHEN b.fingerprint_row IN ({_unchecked_keys('later_open', '$a', 'sa')}) THEN 'not_compared'
-                    ELSE 'new' END AS change, b.* EXCLUDE (recurring, fingerprint_row) FROM later b"""
+                    WHEN b.row_key IN ({_unchecked_keys('later_open', '$a', 'sa')}) THEN 'not_compared'
+                    ELSE 'new' END AS change, b.* EXCLUDE (recurring, row_key) FROM later b"""
     earlier = f"""
-        SELECT CASE WHEN a.fingerprint_row IN ({_unchecked_keys('earlier_gone', '$b', 'sb')})
+        SELECT CASE WHEN a.row_key IN ({_unchecked_keys('earlier_gone', '$b', 'sb')})
                     THEN 'not_compared_resolved' ELSE 'resolved' END AS change,
-               a.* EXCLUDE (fingerprint_row) FROM earlier_gone a"""
+               a.* EXCLUDE (row_key) FROM earlier_gone a"""
     parts = {"later": later, "earlier": earlier}
     return f"""
         WITH a AS (SELECT * FROM findings WHERE run_id = $a), b AS (SELECT * FROM findings WHERE run_id = $b),
              sa AS ({skipped_sql('$a')}), sb AS ({skipped_sql('$b')}),
+             -- row_key: a row's identity inside this query, so each side is evaluated once (MATERIALIZED)
              later AS MATERIALIZED (SELECT b.*, b.fingerprint IN (SELECT fingerprint FROM a) AS recurring,
-                                           row_number() OVER () AS fingerprint_row FROM b),
+                                           row_number() OVER () AS row_key FROM b),
              later_open AS (SELECT * FROM later WHERE recurring IS NOT TRUE),
-             earlier_gone AS MATERIALIZED (SELECT a.*, row_number() OVER () AS fingerprint_row FROM a
+             earlier_gone AS MATERIALIZED (SELECT a.*, row_number() OVER () AS row_key FROM a
                                            WHERE a.fingerprint NOT IN (SELECT fingerprint FROM b))
         {" UNION ALL ".join(parts[side] for side in sides)}"""
 
