@@ -98,6 +98,17 @@ def plain_read(source: Path, work: Path) -> tuple[float, float]:
     return seconds, peak
 
 
+def _audit_in_child(spec: dict, spec_path: Path, what: str) -> tuple[dict, float]:
+    """Run the audit ``spec`` in a child process; its result and the most memory it and its data-quality
+    worker held at once (MiB)."""
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)])
+    together = _sample_tree_rss(child)
+    if child.returncode:
+        raise SystemExit(f"{what} failed (exit code {child.returncode})")
+    return json.loads(Path(spec["result"]).read_text(encoding="utf-8")), together
+
+
 def _stage_rows(r: dict) -> list[tuple[str, float, int | None]]:
     """(stage, seconds, lines) of one audit's result."""
     timings, n = r["timings"], r["read"]
@@ -159,13 +170,7 @@ def main() -> None:
 
         spec = {"source": str(source), "db": str(db), "out": str(work / "run"), "partitions": args.partitions,
                 "dask_workers": args.dask_workers, "result": str(work / "bench-result.json")}
-        (work / "bench-spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child",
-                                  str(work / "bench-spec.json")])
-        together = _sample_tree_rss(child)
-        if child.returncode:
-            raise SystemExit(f"the audit failed (exit code {child.returncode})")
-        r = json.loads(Path(spec["result"]).read_text(encoding="utf-8"))
+        r, together = _audit_in_child(spec, work / "bench-spec.json", "the audit")
         timings, n = r["timings"], r["read"]
         rows = [("refdata import (once per quarter)", refdata_s, None),
                 ("plain DuckDB read into a table", read_s, n)] + _stage_rows(r)
@@ -203,14 +208,8 @@ def main() -> None:
                   f"{ours:.2f} s: pandas takes {pandas_checks / ours:.2f}x claimaudit's time")
         if args.again:
             again = {**spec, "out": str(work / "run-again"), "result": str(work / "bench-result-again.json")}
-            (work / "bench-spec-again.json").write_text(json.dumps(again), encoding="utf-8")
             shutil.rmtree(work / "run-again", ignore_errors=True)
-            child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child",
-                                      str(work / "bench-spec-again.json")])
-            together = _sample_tree_rss(child)
-            if child.returncode:
-                raise SystemExit(f"the second audit failed (exit code {child.returncode})")
-            r2 = json.loads(Path(again["result"]).read_text(encoding="utf-8"))
+            r2, together = _audit_in_child(again, work / "bench-spec-again.json", "the second audit")
             h = r2["history"] or {}
             print(f"\nthe same extract again, into the same warehouse (a nightly run; history: "
                   f"{h.get('recurring', 0):,} recurring, {h.get('new', 0):,} new, {h.get('resolved', 0):,} resolved, "
