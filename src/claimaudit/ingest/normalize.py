@@ -51,8 +51,8 @@ FAST_ACCEPT = {
 
 
 def full_match(x: str, pattern: str) -> str:
-    """SQL for ``regexp_full_match(x, pattern)`` (``x`` a column name; NULL stays NULL), without the
-    regular expression where a GLOB gives the same answer."""
+    """SQL for ``regexp_full_match(x, pattern)`` (NULL stays NULL), without the regular expression where
+    a GLOB gives the same answer. ``x`` appears several times in a fast accept: pass a column name."""
     if pattern in EXACT_GLOBS:
         return f"({x} GLOB '{EXACT_GLOBS[pattern]}')"
     if pattern in FAST_ACCEPT:
