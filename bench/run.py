@@ -6,6 +6,8 @@
                                                          #   it found the same PTP/MUE/time findings)
     python bench/run.py --lines 1000000 --again          # + the same extract audited again into the same
                                                          #   warehouse: a nightly run, compared with the first
+    python bench/ratio.py W1 W10                         # two runs' --work folders, stage by stage: does a
+                                                         #   stage grow faster than the lines?
 
 Prints one table (seconds, lines per second per stage, each rule file), the audit's peak RSS (its own
 process and, separately, the data-quality worker it starts) and, measured in the same run on the same
@@ -171,6 +173,8 @@ def main() -> None:
         spec = {"source": str(source), "db": str(db), "out": str(work / "run"), "partitions": args.partitions,
                 "dask_workers": args.dask_workers, "result": str(work / "bench-result.json")}
         r, together = _audit_in_child(spec, work / "bench-spec.json", "the audit")
+        r["plain_read"] = read_s            # for bench/ratio.py, which compares two sizes stage by stage
+        Path(spec["result"]).write_text(json.dumps(r), encoding="utf-8")
         timings, n = r["timings"], r["read"]
         rows = [("refdata import (once per quarter)", refdata_s, None),
                 ("plain DuckDB read into a table", read_s, n)] + _stage_rows(r)

@@ -104,3 +104,29 @@ def test_the_pandas_baseline_finds_exactly_the_audits_ptp_mue_time_and_duplicate
     assert {(r, c, n) for r, c, n, _ in ours if c in ("X8", "X9", "X10")} == {
         ("TIME-003", "X8", 1), ("TIME-002", "X9", 1), ("TIME-002", "X9", 2)}
     assert {(r, c, n) for r, c, n, _ in ours if c in ("X11", "X12")} == {("DUP-001", "X11", 2)}   # modifiers in any order
+
+
+ratio_spec = importlib.util.spec_from_file_location("bench_ratio", REPO / "bench" / "ratio.py")
+ratio = importlib.util.module_from_spec(ratio_spec)
+ratio_spec.loader.exec_module(ratio)
+
+
+def _result(lines: int, ingest: float, units_time: float, outputs: float, coverage: float) -> dict:
+    return {"read": lines, "wall": ingest + units_time + outputs, "plain_read": ingest / 2,
+            "timings": {"ingest": ingest, "data_quality": 1.0, "reference": 0.1, "rules": units_time,
+                        "rule_files": {"units_time": units_time, "coverage": coverage}, "outputs": outputs}}
+
+
+def test_the_size_comparison_names_a_stage_that_grows_faster_than_the_lines():
+    small = _result(1_000_000, ingest=5.0, units_time=2.0, outputs=15.0, coverage=0.01)
+    large = _result(10_000_000, ingest=50.0, units_time=25.0, outputs=20.0,   # units_time x12.5: over 10 x 1.2
+                    coverage=0.3)
+    lines, rows = ratio.compare(small, large)
+    assert lines == 10
+    flagged = {name for name, _, _, _, superlinear in rows if superlinear}
+    assert flagged == {"  rules: units_time", "rules"}
+    by_name = {name: r for name, _, _, r, _ in rows}
+    assert by_name["ingest"] == 10 and by_name["outputs"] == 20 / 15      # a fixed cost: far below the lines
+    assert by_name["  rules: coverage"] == 30.0                           # but too short to call growth
+    large["timings"]["rule_files"]["units_time"] = large["timings"]["rules"] = 24.0   # x12: within the slack
+    assert not any(r[4] for r in ratio.compare(small, large)[1])
