@@ -92,6 +92,60 @@ def test_without_a_prefect_api_the_cli_audits_in_process_and_starts_no_server(tm
     assert ": started" not in proc.stderr                  # not a terminal: no progress lines
 
 
+_PROBE = """
+import os
+import sys
+from claimaudit.quality import runner
+
+real, started, pids = runner._start_worker, [], []
+
+
+def spy():
+    started.append(sorted(m for m in ("duckdb", "polars", "claimaudit.pipeline") if m in sys.modules))
+    proc = real()
+    pids.append(proc.pid)
+    return proc
+
+
+runner._start_worker = spy
+from claimaudit import cli
+
+sys.argv = ["claimaudit", "audit", *sys.argv[1:]]
+try:
+    cli.main()
+finally:
+    print("worker started with these imported:", started)
+    print("workers still running as the command returns:", [p for p in pids if os.path.exists(f"/proc/{p}")])
+"""
+
+
+def test_the_audit_command_starts_the_quality_worker_before_it_imports_the_engine(tmp_path):
+    """Great Expectations' import (3-6 s here) is a small run's critical path, so the audit command starts
+    the worker first, before DuckDB, Polars and the pipeline are imported, and the run uses that worker
+    (one worker in all). A missing input starts none; a bad setting found after the start stops it again:
+    nothing is left running or created."""
+    env = {**os.environ, "PREFECT_API_URL": "", "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    run = subprocess.run([sys.executable, "-c", _PROBE, str(SAMPLE), "--db", str(tmp_path / "w.duckdb"), "--out",
+                          str(tmp_path / "run")], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "worker started with these imported: [[]]" in run.stdout
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["data_quality"]["expectations"] > 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = subprocess.run([sys.executable, "-c", _PROBE, str(empty / "nope.csv"), "--db", str(empty / "x.duckdb")],
+                         capture_output=True, text=True, timeout=60, env=env, cwd=empty)
+    assert bad.returncode == 2 and "nope.csv" in bad.stderr
+    assert "worker started with these imported: []" in bad.stdout        # a missing file: no worker at all
+    assert list(empty.iterdir()) == []                                    # no warehouse, no run folder
+    bad_setting = subprocess.run([sys.executable, "-c", _PROBE, str(SAMPLE), "--db", str(empty / "x.duckdb")],
+                                 capture_output=True, text=True, timeout=60, cwd=empty,
+                                 env={**env, "CLAIMAUDIT_MEMORY_LIMIT": "lots"})
+    assert bad_setting.returncode == 2 and "CLAIMAUDIT_MEMORY_LIMIT" in bad_setting.stderr
+    assert "worker started with these imported: [[]]" in bad_setting.stdout
+    assert "workers still running as the command returns: []" in bad_setting.stdout    # stopped, not left behind
+    assert list(empty.iterdir()) == []
+
+
 def test_progress_lines_name_each_stage_with_counts_and_no_claim_data(tmp_path):
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200, color_system=None)

@@ -8,21 +8,22 @@ import sys
 from pathlib import Path
 
 import click
-import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from claimaudit import coverage, pipeline, progress
+from claimaudit import progress
+from claimaudit.defaults import DEFAULT_DB, DEFAULT_PROFILE
 from claimaudit.errors import ClaimAuditError, RunFailed, Terminated, describe
-from claimaudit.rules import catalogue
-from claimaudit.warehouse import DEFAULT_DB, connect, memory_limit, one
+
+# The engine (DuckDB, Polars, the pipeline) is imported inside the commands: `claimaudit audit` starts
+# its data-quality worker first, so Great Expectations' import (3-6 s) overlaps everything else.
 
 # piped output (cron logs, CI) gets room for whole rows instead of 80 columns of ellipses
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
 db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
                          show_default=True, envvar="CLAIMAUDIT_DB", help="DuckDB warehouse file.")
 mapping_option = click.option("--mapping", help="Column mapping: a preset name (see docs/mappings.md) or a YAML file.")
-profile_option = click.option("--profile", default=pipeline.DEFAULT_PROFILE, show_default=True,
+profile_option = click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
                               help="Rule profile for lines whose payer is not mapped to one.")
 out_option = click.option("--out", type=click.Path(file_okay=False, path_type=Path),
                           help="Run folder (default ./audit-out/<run_id>/).")
@@ -43,6 +44,9 @@ def cli() -> None:
 
 
 def _print_summary(summary: dict) -> None:
+    from claimaudit import coverage
+    from claimaudit.rules import catalogue
+
     f = summary["findings"]
     console.print(f"claimaudit run {summary['run_id']}: read {summary['read']} = loaded {summary['loaded']} "
                   f"+ quarantined {summary['quarantined']}"
@@ -125,35 +129,42 @@ def audit(inputs: tuple[Path, ...], mapping: str | None, profile: str, out: Path
           dask_workers: int | None, dask_address: str | None, allow_unmapped: bool, therapy_ytd_file: Path | None,
           strict: bool) -> None:
     """Audit claim-line extracts (CSV, Parquet, XLSX) and write the run folder."""
-    from claimaudit.ingest.load import check_inputs
+    from claimaudit.ingest.formats import check_inputs
+    from claimaudit.quality import runner as quality_runner
 
     check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything starts
-    memory_limit()
-    args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
-                data_quality=not no_data_quality, scope=scope, wait=wait, partitions=partitions,
-                allow_unmapped=allow_unmapped, therapy_ytd_file=str(therapy_ytd_file) if therapy_ytd_file else None)
-    dask = dask_workers or dask_address
-    if dask and use_prefect is False:
-        raise click.UsageError("--dask-workers/--dask-address run through the Prefect flow; drop --no-prefect")
-    if use_prefect is None:          # a visible flow run when a Prefect server records it; no throwaway server
-        from claimaudit.flow_loader import prefect_api_configured
+    # then Great Expectations imports in its worker while this process imports the engine and ingests
+    with quality_runner.started_ahead(not no_data_quality):
+        from claimaudit import pipeline
+        from claimaudit.warehouse import memory_limit
 
-        use_prefect = bool(dask) or prefect_api_configured() is not None
-    with progress.to_terminal(Console(stderr=True, highlight=False)):    # stage lines on a terminal only
-        if not use_prefect:
-            summary = pipeline.run_audit([str(p) for p in inputs], **args)
-        else:
-            from claimaudit.flow_loader import load_audit_flow
+        memory_limit()
+        args = dict(db=str(db), mapping=mapping, profile=profile, out=str(out) if out else None,
+                    data_quality=not no_data_quality, scope=scope, wait=wait, partitions=partitions,
+                    allow_unmapped=allow_unmapped,
+                    therapy_ytd_file=str(therapy_ytd_file) if therapy_ytd_file else None)
+        dask = dask_workers or dask_address
+        if dask and use_prefect is False:
+            raise click.UsageError("--dask-workers/--dask-address run through the Prefect flow; drop --no-prefect")
+        if use_prefect is None:      # a visible flow run when a Prefect server records it; no throwaway server
+            from claimaudit.flow_loader import prefect_api_configured
 
-            flow = load_audit_flow()
-            if dask:
-                flow = flow.with_options(task_runner=dask_task_runner(dask_workers, dask_address))
-                if partitions == 1:
-                    args["partitions"] = dask_workers or 2
-            state = flow([str(p) for p in inputs], return_state=True, **args)
-            if state.is_failed():
-                raise ClaimAuditError(state.message or "the audit flow failed")
-            summary = state.result()
+            use_prefect = bool(dask) or prefect_api_configured() is not None
+        with progress.to_terminal(Console(stderr=True, highlight=False)):    # stage lines on a terminal only
+            if not use_prefect:
+                summary = pipeline.run_audit([str(p) for p in inputs], **args)
+            else:
+                from claimaudit.flow_loader import load_audit_flow
+
+                flow = load_audit_flow()
+                if dask:
+                    flow = flow.with_options(task_runner=dask_task_runner(dask_workers, dask_address))
+                    if partitions == 1:
+                        args["partitions"] = dask_workers or 2
+                state = flow([str(p) for p in inputs], return_state=True, **args)
+                if state.is_failed():
+                    raise ClaimAuditError(state.message or "the audit flow failed")
+                summary = state.result()
     _print_summary(summary)
     if strict and not summary["loaded"]:
         sys.exit(1)
@@ -192,6 +203,7 @@ def landing(folder: Path, mapping: str | None, profile: str, out: Path | None, d
             full: bool, no_data_quality: bool, settle: float, wait: float, notify_url: str | None,
             allow_unmapped: bool, therapy_ytd_file: Path | None) -> None:
     """Incremental audit of a landing folder: new or corrected files only, history merged (docs/scheduling.md)."""
+    from claimaudit import pipeline
     from claimaudit.notify import notify
 
     summary = pipeline.run_landing(folder, db=str(db), mapping=mapping, profile=profile,
@@ -283,6 +295,7 @@ def refdata_import(paths: tuple[Path, ...], version: str | None, parts: int | No
     from claimaudit.locking import warehouse_lock
     from claimaudit.refdata import import_paths
     from claimaudit.refdata.store import release_status
+    from claimaudit.warehouse import connect
 
     for path in paths:
         if not path.exists():
@@ -300,6 +313,7 @@ def refdata_import(paths: tuple[Path, ...], version: str | None, parts: int | No
 def refdata_list(db: Path) -> None:
     """Show the loaded reference versions, their coverage, and which are in use."""
     from claimaudit.refdata import ensure_reference, list_reference
+    from claimaudit.warehouse import connect
 
     with connect(db) as con:
         ensure_reference(con)
@@ -319,6 +333,7 @@ def refdata_list(db: Path) -> None:
 def runs(db: Path, limit: int) -> None:
     """List past runs, newest first."""
     from claimaudit.locking import WarehouseBusy, warehouse_lock
+    from claimaudit.warehouse import connect
 
     if db.exists():
         with contextlib.suppress(WarehouseBusy), warehouse_lock(db):
@@ -342,7 +357,9 @@ def runs(db: Path, limit: int) -> None:
 @click.option("--force", is_flag=True, help="Overwrite the outputs already in the folder.")
 def report(run_id: str, db: Path, out: Path | None, force: bool) -> None:
     """Re-write a past run's outputs from the warehouse (into --out, or its own folder if they are gone)."""
+    from claimaudit import pipeline
     from claimaudit.locking import warehouse_lock
+    from claimaudit.warehouse import connect, one
 
     if not db.exists():
         raise ClaimAuditError(f"no run {run_id!r} in {db} (see `claimaudit runs`)")
@@ -399,6 +416,7 @@ def purge(scope: str | None, run_ids: tuple[str, ...], before, outputs: bool, no
 def diff(run_a: str, run_b: str, db: Path) -> None:
     """List the findings that changed from RUN_A to RUN_B (new and resolved)."""
     from claimaudit import history
+    from claimaudit.warehouse import connect, one
 
     with connect(db, read_only=True) as con:
         for run in (run_a, run_b):
@@ -446,6 +464,8 @@ def main() -> None:
             note = getattr(exc, "claimaudit_note", None) or "no run was in progress"
             err.print(f"error: {describe(interrupt)}; {note}", markup=False)
             sys.exit(143 if isinstance(interrupt, Terminated) else 130)
+        import duckdb
+
         if isinstance(exc, (OSError, duckdb.Error)):
             err.print(f"error: {describe(exc)}; no run was started, or it was marked failed", markup=False)
             sys.exit(1)

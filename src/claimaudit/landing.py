@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from claimaudit.errors import InputError
-from claimaudit.ingest.readers import FORMATS, is_x12, sha256_file
+from claimaudit.ingest.formats import FORMATS, is_x12
+from claimaudit.ingest.readers import sha256_file
 from claimaudit.warehouse import connect
 
 

@@ -26,6 +26,7 @@ import duckdb
 import polars as pl
 
 from claimaudit import __version__, progress, spreadsheet, workdir
+from claimaudit.defaults import DEFAULT_PROFILE
 from claimaudit.errors import ClaimAuditError, InputError
 from claimaudit.ingest.mapping import load_mapping
 from claimaudit.ingest.readers import sha256_file
@@ -35,7 +36,6 @@ from claimaudit.rules.profiles import load_profiles
 from claimaudit.rules.runner import prepare, run_rules
 from claimaudit.warehouse import connect, memory_limit, one
 
-DEFAULT_PROFILE = "medicare"
 DEFAULT_OUT = Path("audit-out")
 
 
@@ -545,8 +545,7 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
             if data_quality:            # Great Expectations imports in its worker while we ingest
                 from claimaudit.quality import runner as quality_runner
 
-                quality_runner.prestart(db)
-                stack.callback(quality_runner.stop_prestarted, db)
+                stack.enter_context(quality_runner.started_ahead())   # (or the command line started it)
             t = time.perf_counter()
             _crash_point("ingest")
             ingest(db, run_id, inputs, mapping=mapping, profile=profile, out_dir=out_dir, allow_unmapped=allow_unmapped)

@@ -11,10 +11,9 @@ from pathlib import Path
 import duckdb
 
 from claimaudit import workdir
+from claimaudit.defaults import DEFAULT_DB
 from claimaudit.errors import WarehouseError
 from claimaudit.resources import resource
-
-DEFAULT_DB = Path("claimaudit.duckdb")
 
 #: DuckDB's working memory per connection; past it, joins, sorts and aggregates spill to the warehouse's
 #: private work folder (docs/scaling.md). One setting for every connection the audit opens.

@@ -18,6 +18,7 @@ import duckdb
 from claimaudit import progress
 from claimaudit.errors import ClaimAuditError, scrub
 from claimaudit.ingest import normalize
+from claimaudit.ingest.formats import check_inputs
 from claimaudit.ingest.header import unmapped_error
 from claimaudit.ingest.mapping import Mapping
 from claimaudit.ingest.readers import RawFile, file_format, load_raw, raw_rows_sql, used
@@ -247,20 +248,6 @@ def drop_raw(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> int:
     else:
         con.execute("DELETE FROM ingest_gaps WHERE run_id = ?", [run_id])
     return len(tables)
-
-
-def check_inputs(inputs: list[str | Path]) -> None:
-    """Fail fast, before anything is started or created, on a file that cannot be read at all
-    (missing, a folder, empty, of no type claimaudit reads) or that is named twice."""
-    from claimaudit.errors import InputError
-
-    seen: dict[Path, str] = {}
-    for path in inputs:
-        file_format(Path(path))
-        key = Path(path).resolve()
-        if key in seen:
-            raise InputError(f"{path}: named twice (as {seen[key]} too): give each file once")
-        seen[key] = str(path)
 
 
 YTD_COLUMNS = ("patient_id", "year", "pt_slp_amount", "ot_amount")

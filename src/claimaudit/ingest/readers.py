@@ -31,11 +31,11 @@ import polars as pl
 
 from claimaudit import archives
 from claimaudit.errors import InputError, scrub
+from claimaudit.ingest.formats import file_format, is_x12
 from claimaudit.ingest.header import Header, find_header
 from claimaudit.ingest.mapping import Mapping
 
 LINE = "__line"          # X12 frames: the SV1 segment position of each record
-FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}
 HEAD_BYTES = 256 * 1024  # what header detection reads of a CSV
 _DUCKDB_ENCODING = {"utf-8": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1"}
 _CANDIDATE_DELIMITERS = [",", "\t", "|", ";"]
@@ -78,26 +78,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def is_x12(path: Path) -> bool:
-    """X12 is recognised by content (an interchange starts with ISA), whatever the file is called."""
-    if not path.is_file():
-        return False
-    with path.open("rb") as fh:
-        head = fh.read(512).lstrip(b"\xef\xbb\xbf").lstrip()
-    return head.startswith(b"ISA") and len(head) > 3 and not chr(head[3]).isalnum()
-
-
-_X12_SEGMENT = re.compile(rb"(GS|ST|BHT|NM1|HL|CLM|SV1|SE|GE|IEA)([*|^~:])[^\r\n]{0,200}?~")
-
-
-def _x12_without_envelope(path: Path) -> str | None:
-    """The first segment id when the file reads as X12 segments (``GS*HC*...~``) without its ISA header."""
-    with path.open("rb") as fh:
-        head = fh.read(512).lstrip(b"\xef\xbb\xbf").lstrip()
-    match = _X12_SEGMENT.match(head)
-    return match.group(1).decode() if match else None
-
-
 def transaction_kind(path: Path) -> str:
     """ST01 of the first transaction set (837, 835...)."""
     from claimaudit.x12.segments import head
@@ -121,28 +101,6 @@ def binary_kind(head: bytes) -> str | None:
     if b"\x00" in head[:4096] and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "a binary file, not text"
     return None
-
-
-def file_format(path: Path) -> str:
-    """The reader for ``path`` (csv, parquet, xlsx, x12); one clear InputError if there is none."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; name the extract files")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty")
-    if is_x12(path):
-        return "x12"
-    segment = _x12_without_envelope(path)
-    if segment:
-        raise InputError(f"{path}: line 1 starts with an X12 {segment} segment but the file has no ISA interchange "
-                         "header: the envelope is missing (an 837P file starts with ISA*...; ask for the complete "
-                         "file as the clearinghouse sent it)")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unsupported file type {path.suffix or '(none)'} (expected .csv, .parquet, .xlsx "
-                         "or an X12 837P interchange)")
-    return fmt
 
 
 def raw_table(run_id: str, file_index: int) -> str:

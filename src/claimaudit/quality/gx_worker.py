@@ -1,11 +1,11 @@
 """Validate one run's lines with Great Expectations (GX Core 1.x) on the DuckDB SQL path.
 
-Run as a subprocess by claimaudit.quality.runner, started with the audit: ``python -m
-claimaudit.quality.gx_worker --for DB --parent PID --suite FILE`` imports GX and builds the suite at
-once, then reads its arguments file's path from stdin (:func:`main`). A separate process because GX
-keeps its DuckDB connection open for the life of the process (the warehouse must be writable again
-right after) and imports in ~3-5 s. It reads the warehouse read-only and writes nothing but the
-results JSON, then ends at once (``os._exit``: no teardown).
+Run as a subprocess by claimaudit.quality.runner, started with the audit (by the command line, before
+it imports the engine): ``python -m claimaudit.quality.gx_worker --parent PID --suite FILE`` imports
+GX and builds the suite at once, then reads its arguments file's path from stdin (:func:`main`). A
+separate process because GX keeps its DuckDB connection open for the life of the process (the
+warehouse must be writable again right after) and imports in ~3-5 s. It reads the warehouse read-only
+and writes nothing but the results JSON, then ends at once (``os._exit``: no teardown).
 
 Why the SQL path: on 1M lines it validates the suite in well under a second, against ~5 s for the
 pandas path (STACK.md). It needs one workaround: GX returns a pooled connection before reading the
@@ -158,7 +158,7 @@ def _die_with_parent(parent_pid: int | None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``gx_worker --for DB --parent PID --suite FILE``: import GX and build the suite now, then read the
+    """``gx_worker --parent PID --suite FILE``: import GX and build the suite now, then read the
     arguments file's path from stdin (sent when the audit reaches its data-quality step; end of input =
     not needed, exit quietly)."""
     parent = int(argv[argv.index("--parent") + 1])

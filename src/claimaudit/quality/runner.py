@@ -12,18 +12,21 @@ A run never stops because data is bad; it stops only if the suite itself cannot 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from claimaudit import workdir
 from claimaudit.errors import ClaimAuditError, scrub
 from claimaudit.resources import resource
-from claimaudit.rules.runner import _SAFE_RUN_ID
-from claimaudit.warehouse import connect, memory_limit
+
+# (DuckDB and the warehouse are imported where they are used: the command line starts the worker below
+# before it imports them, so Great Expectations' import begins as early as it can)
 
 SUITE = ("expectations", "claim_lines.json")
 
@@ -33,30 +36,52 @@ def suite_path() -> Path:
     return Path(override) if override else resource(*SUITE)
 
 
-_warm: dict[str, subprocess.Popen] = {}       # a worker started ahead, per warehouse path
+_warm: subprocess.Popen | None = None       # a worker started ahead, not yet given a run
 
 
-def _start_worker(db: Path) -> subprocess.Popen:
-    """A GX worker process for ``db``: it imports Great Expectations (~2-6 s) and builds the suite at once,
-    then waits on its stdin for the path of its arguments file. It dies with this process (PR_SET_PDEATHSIG)."""
-    return subprocess.Popen([sys.executable, "-m", "claimaudit.quality.gx_worker", "--for", str(db.resolve()),
+def _start_worker() -> subprocess.Popen:
+    """A GX worker process: it imports Great Expectations (~2-6 s) and builds the suite at once, then
+    waits on its stdin for the path of its arguments file (which names the warehouse and the run). It
+    dies with this process (PR_SET_PDEATHSIG), and ends quietly when its stdin closes unused."""
+    return subprocess.Popen([sys.executable, "-m", "claimaudit.quality.gx_worker",
                              "--parent", str(os.getpid()), "--suite", str(suite_path())],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def prestart(db: str | Path) -> None:
-    """Start the worker now so its import overlaps the ingest; ``_validate`` takes it (or starts one)."""
-    key = str(Path(db).resolve())
-    if key not in _warm:
-        _warm[key] = _start_worker(Path(db))
+def prestart() -> None:
+    """Start the worker now so its import overlaps whatever comes before the data-quality step (the
+    command line's own imports, the ingest); ``_validate`` takes it, or starts one. Call it from the
+    thread that lives as long as the run (the worker dies with the thread that started it)."""
+    global _warm
+    if _warm is None:
+        _warm = _start_worker()
 
 
-def stop_prestarted(db: str | Path) -> None:
+def stop_prestarted() -> None:
     """Stop a worker started ahead and never used (a run that failed before its data-quality step)."""
-    proc = _warm.pop(str(Path(db).resolve()), None)
+    global _warm
+    proc, _warm = _warm, None
     if proc is not None:
         proc.kill()
         proc.communicate()
+
+
+@contextlib.contextmanager
+def started_ahead(enabled: bool = True) -> Iterator[None]:
+    """A worker started now (when ``enabled``) for the run inside the block, stopped on the way out if no
+    run took it (a bad input, a run that failed before its data-quality step)."""
+    if enabled:
+        prestart()
+    try:
+        yield
+    finally:
+        stop_prestarted()
+
+
+def _take_prestarted() -> subprocess.Popen | None:
+    global _warm
+    proc, _warm = _warm, None
+    return proc
 
 
 def _hand_over(proc: subprocess.Popen, args_path: Path) -> str:
@@ -68,6 +93,8 @@ def _hand_over(proc: subprocess.Popen, args_path: Path) -> str:
 def _validate(db: Path, run_id: str, view: str) -> dict:
     """Run the suite in the GX worker process. Its files (claim ids and NPIs in the results) live in a
     0700 folder of the warehouse's work folder, removed on every way out; the worker dies with us."""
+    from claimaudit.warehouse import memory_limit
+
     with workdir.private_dir(db, "dq") as tmp:
         args = {"db": str(db.resolve()), "run_id": run_id, "view": view, "suite": str(suite_path()),
                 "out": str(Path(tmp) / "out.json"),
@@ -77,9 +104,9 @@ def _validate(db: Path, run_id: str, view: str) -> dict:
         # kernel to kill it when this process dies (PR_SET_PDEATHSIG), e.g. on kill -9
         from claimaudit.pipeline import _crash_point
 
-        proc = _warm.pop(str(db.resolve()), None)
+        proc = _take_prestarted()
         if proc is None or proc.poll() is not None:
-            proc = _start_worker(db)
+            proc = _start_worker()
         try:
             _crash_point("data-quality-started")
             stderr = _hand_over(proc, Path(tmp) / "args.json")
@@ -96,6 +123,9 @@ def _validate(db: Path, run_id: str, view: str) -> dict:
 
 
 def run_quality(db: str | Path, run_id: str, out_dir: str | Path | None = None) -> dict:
+    from claimaudit.rules.runner import _SAFE_RUN_ID
+    from claimaudit.warehouse import connect
+
     db = Path(db)
     view = f"dq_batch_{run_id.replace('-', '_')}"
     if not _SAFE_RUN_ID.match(run_id):
