@@ -80,7 +80,7 @@ def audit_flow(inputs: list[str], db: str = "claimaudit.duckdb", mapping: str | 
     flow's task runner: threads by default, a Dask cluster with ``audit_flow.with_options(
     task_runner=DaskTaskRunner(...))`` (``claimaudit audit --dask-workers N`` / ``--dask-address``)."""
     try:
-        from claimaudit.ingest.load import check_inputs
+        from claimaudit.ingest.formats import check_inputs
 
         check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything is created
         with warehouse_lock(db, wait=wait):

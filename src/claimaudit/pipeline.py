@@ -529,7 +529,7 @@ def run_audit(inputs: list[str | Path], *, db: str | Path = "claimaudit.duckdb",
     not compare data-quality findings with this run); the rules then see every loaded line. The
     warehouse is locked for the run (``wait`` seconds for another run); a run of it that died is
     marked abandoned first. Any failure marks this run failed (runs.fail) before it propagates."""
-    from claimaudit.ingest.load import check_inputs
+    from claimaudit.ingest.formats import check_inputs
     from claimaudit.locking import warehouse_lock
 
     check_inputs([*inputs, *([therapy_ytd_file] if therapy_ytd_file else [])])   # before anything is created
