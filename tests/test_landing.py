@@ -224,3 +224,32 @@ def test_settle_by_default_a_file_still_being_written_is_not_audited(tmp_path):
     os.utime(land / "later.csv", (past, past))               # cp -p: an old mtime, but ctime says "just now"
     assert landing.scan(db, land, "clinic")["deferred"] == [str(land / "copying.csv.part"), str(land / "later.csv")]
     assert landing.scan(db, land, "clinic", settle_seconds=0)["deferred"] == [str(land / "copying.csv.part")]
+
+
+def test_a_landing_run_with_new_files_starts_the_quality_worker_before_it_ingests(tmp_path, monkeypatch):
+    """Great Expectations imports in its worker while the new files are read (as in a plain audit); a run
+    with nothing new starts no worker at all."""
+    from claimaudit.quality import runner
+
+    events: list[str] = []
+    real_start, real_ingest = runner._start_worker, pipeline.ingest
+
+    def start():
+        events.append("worker started")
+        return real_start()
+
+    def ingest(*args, **kwargs):
+        events.append("ingest")
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_start_worker", start)
+    monkeypatch.setattr(pipeline, "ingest", ingest)
+    land, db = tmp_path / "landing", tmp_path / "w.duckdb"
+    land.mkdir()
+    shutil.copy(SAMPLE, land / "extract-0601.csv")
+    first = pipeline.run_landing(land, db=db, out=tmp_path / "r1", scope="clinic", settle_seconds=0)
+    assert events == ["worker started", "ingest"]                 # one worker, taken by the run's DQ step
+    assert first["data_quality"]["expectations"] > 0 and runner._warm is None
+    events.clear()
+    pipeline.run_landing(land, db=db, out=tmp_path / "r2", scope="clinic", settle_seconds=0)
+    assert events == []                                           # nothing new: no ingest, no worker

@@ -623,7 +623,11 @@ def run_landing(folder: str | Path, *, db: str | Path = "claimaudit.duckdb", map
         run = step("start-run", start_run, db, profile=profile, mapping=mapping, out=out, scope=label, run_id=run_id,
                    skipped=[] if data_quality else ["data_quality"])
         run_id, out_dir = run["run_id"], run["out_dir"]
-        with failing_run(db, run_id):
+        with failing_run(db, run_id), contextlib.ExitStack() as stack:
+            if data_quality and (scanned["new"] or full):   # only then can lines reach the DQ step
+                from claimaudit.quality import runner as quality_runner
+
+                stack.enter_context(quality_runner.started_ahead())   # GX imports while we ingest
             t = time.perf_counter()
             if scanned["new"]:
                 step("ingest", ingest, db, run_id, [f["path"] for f in scanned["new"]], mapping=mapping,
