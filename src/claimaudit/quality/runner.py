@@ -48,34 +48,23 @@ def _start_worker() -> subprocess.Popen:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def prestart() -> None:
-    """Start the worker now so its import overlaps whatever comes before the data-quality step (the
-    command line's own imports, the ingest); ``_validate`` takes it, or starts one. Call it from the
-    thread that lives as long as the run (the worker dies with the thread that started it)."""
-    global _warm
-    if _warm is None:
-        _warm = _start_worker()
-
-
-def stop_prestarted() -> None:
-    """Stop a worker started ahead and never used (a run that failed before its data-quality step)."""
-    global _warm
-    proc, _warm = _warm, None
-    if proc is not None:
-        proc.kill()
-        proc.communicate()
-
-
 @contextlib.contextmanager
 def started_ahead(enabled: bool = True) -> Iterator[None]:
-    """A worker started now (when ``enabled``) for the run inside the block, stopped on the way out if no
-    run took it (a bad input, a run that failed before its data-quality step)."""
-    if enabled:
-        prestart()
+    """A worker started now (when ``enabled``), so its import overlaps whatever comes before the
+    data-quality step (the command line's own imports, the ingest); ``_validate`` takes it. Stopped on
+    the way out if no run took it (a bad input, a run that failed before its data-quality step). Blocks
+    nest: an inner one keeps the outer one's worker, and stops it too if no run took it. Enter it on the
+    thread that lives as long as the run (the worker dies with the thread that started it)."""
+    global _warm
+    if enabled and _warm is None:
+        _warm = _start_worker()
     try:
         yield
     finally:
-        stop_prestarted()
+        proc = _take_prestarted()
+        if proc is not None:
+            proc.kill()
+            proc.communicate()
 
 
 def _take_prestarted() -> subprocess.Popen | None:
