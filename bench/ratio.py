@@ -23,12 +23,10 @@ MIN_SECONDS = 0.5    # stages shorter than this at the larger size are noise, no
 
 
 def _stages(result: dict) -> dict[str, float]:
-    timings = result["timings"]
-    stages = {"ingest": timings["ingest"], "data quality step": timings["data_quality"],
-              "reference": timings["reference"], "rules": timings["rules"]}
-    stages.update({f"  rules: {name}": s for name, s in timings["rule_files"].items()})
-    stages["outputs"] = timings["outputs"]
-    stages["wall time of run_audit()"] = result["wall"]
+    """Seconds by stage, as bench/run.py prints them, and the plain read of the same extract."""
+    from run import _stage_rows  # bench/, this script's folder
+
+    stages = {name: seconds for name, seconds, _ in _stage_rows(result)}
     if result.get("plain_read"):
         stages["plain DuckDB read (yardstick)"] = result["plain_read"]
     return stages
@@ -54,10 +52,10 @@ def main() -> None:
     small, large = (json.loads((w / "bench-result.json").read_text(encoding="utf-8")) for w in (args.small, args.large))
     lines, rows = compare(small, large)
     print(f"{small['read']:,} -> {large['read']:,} lines: x{lines:.1f}")
-    print(f"{'stage':<34}{'small s':>10}{'large s':>10}{'ratio':>8}")
+    print(f"{'stage':<40}{'small s':>10}{'large s':>10}{'ratio':>8}")
     for name, a, b, ratio, superlinear in rows:
         shown = f"{ratio:.1f}" if ratio is not None else "-"
-        print(f"{name:<34}{a:>10.2f}{b:>10.2f}{shown:>8}" + ("  grows faster than the lines" if superlinear else ""))
+        print(f"{name:<40}{a:>10.2f}{b:>10.2f}{shown:>8}" + ("  grows faster than the lines" if superlinear else ""))
     if any(r[4] for r in rows):
         sys.exit(1)
 
